@@ -1,0 +1,320 @@
+//! What `ingest-chat` does with `chatMsg` and `pm` (02-semantics.md §Users, §Chat, §Private
+//! messages): count messages and PMs, find kudos, emotes and movie votes, and fold a whole
+//! batch into per-key deltas written once each.
+//!
+//! A message is judged against the channel as it was at the message's time: a kudos target
+//! must have been seen at or before it, an emote must have been in the channel's list then,
+//! a vote goes to the media-log entry in force then. The emote lists, aliases and trigger
+//! phrases are read from the database (other functions and commands change them) and cached
+//! here until their version in the `versions` table moves.
+
+use crate::detect::{self, EmoteSet};
+use crate::harness::ingest::{Handler, Report};
+use crate::store::{Counts, EmoteInterval, Tx};
+use crate::wire::{self, Event, Parsed};
+use anyhow::Result;
+use std::collections::{HashMap, HashSet};
+
+const HOUR_MS: i64 = 3_600_000;
+
+pub struct ChatHandler {
+    /// Lowercased senders never counted.
+    ignored: HashSet<String>,
+    default_phrases: Vec<String>,
+    seeded: bool,
+    versions: HashMap<String, i64>,
+    aliases: HashMap<String, String>,
+    phrases: Vec<String>,
+    emotes: HashMap<(String, String), ChannelEmotes>,
+}
+
+/// A channel's emote names ever listed, with the times each was in the list.
+struct ChannelEmotes {
+    version: i64,
+    set: EmoteSet,
+    intervals: HashMap<String, Vec<(i64, Option<i64>)>>,
+}
+
+impl ChannelEmotes {
+    fn new(version: i64, history: Vec<EmoteInterval>) -> Self {
+        let mut intervals: HashMap<String, Vec<(i64, Option<i64>)>> = HashMap::new();
+        for e in history {
+            intervals.entry(e.name).or_default().push((e.added_ms, e.removed_ms));
+        }
+        let set = EmoteSet::new(intervals.keys().cloned());
+        ChannelEmotes { version, set, intervals }
+    }
+
+    fn listed_at(&self, name: &str, at_ms: i64) -> bool {
+        self.intervals
+            .get(name)
+            .is_some_and(|v| v.iter().any(|(from, to)| *from <= at_ms && to.is_none_or(|to| at_ms < to)))
+    }
+}
+
+/// Everything one batch changes, folded by key.
+#[derive(Default)]
+struct Fold {
+    users: HashMap<(String, String), SeenUser>,
+    counts: HashMap<(String, String, String), Counts>,
+    phrases: HashMap<(String, String, String, String), i64>,
+    emotes: HashMap<(String, String, String, String), i64>,
+    hourly: HashMap<(String, String, i64), (i64, i64)>,
+    pms: HashMap<(String, String), i64>,
+    channels: HashMap<(String, String), i64>,
+    totals: HashMap<(String, &'static str), i64>,
+}
+
+struct SeenUser {
+    display: String,
+    display_ms: i64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl Fold {
+    fn see_user(&mut self, domain: &str, key: &str, display: &str, at_ms: i64) {
+        let u = self.users.entry((domain.to_string(), key.to_string())).or_insert_with(|| SeenUser {
+            display: display.to_string(),
+            display_ms: at_ms,
+            first_ms: at_ms,
+            last_ms: at_ms,
+        });
+        if at_ms >= u.display_ms {
+            u.display = display.to_string();
+            u.display_ms = at_ms;
+        }
+        u.first_ms = u.first_ms.min(at_ms);
+        u.last_ms = u.last_ms.max(at_ms);
+    }
+
+    fn counts(&mut self, domain: &str, channel: &str, key: &str) -> &mut Counts {
+        self.counts.entry((domain.to_string(), channel.to_string(), key.to_string())).or_default()
+    }
+
+    fn total(&mut self, domain: &str, name: &'static str, n: i64) {
+        *self.totals.entry((domain.to_string(), name)).or_default() += n;
+    }
+
+    fn hourly(&mut self, domain: &str, channel: &str, at_ms: i64) -> &mut (i64, i64) {
+        let hour = at_ms - at_ms.rem_euclid(HOUR_MS);
+        self.hourly.entry((domain.to_string(), channel.to_string(), hour)).or_default()
+    }
+}
+
+impl ChatHandler {
+    pub fn new(config: &crate::config::Config) -> Self {
+        ChatHandler {
+            ignored: config.ignored_users(),
+            default_phrases: config.kudos.default_phrases.clone(),
+            seeded: false,
+            versions: HashMap::new(),
+            aliases: HashMap::new(),
+            phrases: Vec::new(),
+            emotes: HashMap::new(),
+        }
+    }
+
+    /// Reloads cached shared state whose version moved.
+    async fn refresh(&mut self, tx: &mut Tx) -> Result<()> {
+        if !self.seeded {
+            tx.seed_phrases_if_empty(&self.default_phrases).await?;
+            self.seeded = true;
+        }
+        let versions = tx.versions().await?;
+        let changed =
+            |name: &str| versions.get(name) != self.versions.get(name) || !self.versions.contains_key("_loaded");
+        if changed("aliases") {
+            self.aliases = tx.aliases().await?.into_iter().collect();
+        }
+        if changed("phrases") {
+            self.phrases = tx.phrases().await?;
+        }
+        self.versions = versions;
+        self.versions.insert("_loaded".into(), 1);
+        Ok(())
+    }
+
+    async fn channel_emotes(&mut self, tx: &mut Tx, domain: &str, channel: &str) -> Result<&ChannelEmotes> {
+        let version = self.versions.get(&emote_version_key(domain, channel)).copied().unwrap_or(0);
+        let key = (domain.to_string(), channel.to_string());
+        let stale = self.emotes.get(&key).is_none_or(|c| c.version != version);
+        if stale {
+            let history = tx.emote_history(domain, channel).await?;
+            self.emotes.insert(key.clone(), ChannelEmotes::new(version, history));
+        }
+        Ok(&self.emotes[&key])
+    }
+
+    /// Alias resolution → ignored/self check → must be known at `at_ms`. Returns the key.
+    async fn kudos_target(
+        &self,
+        tx: &mut Tx,
+        fold: &Fold,
+        domain: &str,
+        name: &str,
+        sender: &str,
+        at_ms: i64,
+    ) -> Result<Option<String>> {
+        let mut key = name.to_lowercase();
+        if let Some(user) = self.aliases.get(&key) {
+            key = user.clone();
+        }
+        if key == sender || self.ignored.contains(&key) {
+            return Ok(None);
+        }
+        if let Some(u) = fold.users.get(&(domain.to_string(), key.clone())) {
+            if u.first_ms <= at_ms {
+                return Ok(Some(key));
+            }
+        }
+        Ok(match tx.user_first_seen(domain, &key).await? {
+            Some(first) if first <= at_ms => Some(key),
+            _ => None,
+        })
+    }
+
+    async fn chat(
+        &mut self,
+        tx: &mut Tx,
+        fold: &mut Fold,
+        p: &Parsed,
+        username: &str,
+        msg: &str,
+        shadow: bool,
+    ) -> Result<()> {
+        let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
+        let sender = username.to_lowercase();
+        fold.see_user(d, &sender, username, t);
+        fold.counts(d, c, &sender).messages += 1;
+        fold.hourly(d, c, t).0 += 1;
+        fold.total(d, "total_messages", 1);
+        if shadow {
+            return Ok(()); // nobody else saw it: no kudos, emotes or votes
+        }
+        let text = wire::decode_html_entities(msg);
+
+        let mut credited: HashSet<String> = HashSet::new();
+        for name in detect::plusplus_targets(&text) {
+            if let Some(key) = self.kudos_target(tx, fold, d, &name, &sender, t).await? {
+                if credited.insert(key.clone()) {
+                    fold.counts(d, c, &key).kudos_plusplus += 1;
+                    fold.hourly(d, c, t).1 += 1;
+                    fold.total(d, "total_kudos_plusplus", 1);
+                }
+            }
+        }
+        let mut thanked: HashSet<String> = HashSet::new();
+        for hit in detect::phrase_kudos(&text, &self.phrases) {
+            if let Some(key) = self.kudos_target(tx, fold, d, &hit.target, &sender, t).await? {
+                if thanked.insert(key.clone()) {
+                    fold.counts(d, c, &key).kudos_phrases += 1;
+                    *fold.phrases.entry((d.into(), c.into(), key, hit.phrase)).or_default() += 1;
+                    fold.hourly(d, c, t).1 += 1;
+                    fold.total(d, "total_kudos_phrases", 1);
+                }
+            }
+        }
+
+        let emotes = self.channel_emotes(tx, d, c).await?;
+        if !emotes.set.is_empty() {
+            let uses: Vec<(String, i64)> = detect::emote_uses(&text, &emotes.set)
+                .into_iter()
+                .filter(|(name, _)| emotes.listed_at(name, t))
+                .map(|(name, n)| (name.to_string(), n as i64))
+                .collect();
+            for (name, n) in uses {
+                fold.counts(d, c, &sender).emotes += n;
+                *fold.emotes.entry((d.into(), c.into(), sender.clone(), name)).or_default() += n;
+                fold.total(d, "total_emotes", n);
+            }
+        }
+
+        if let Some(vote) = detect::movie_vote(&text) {
+            if let Some((media_type, media_id)) = tx.media_at(d, c, t).await? {
+                tx.vote(d, c, &media_type, &media_id, &sender, vote as i64, t).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(tx: &mut Tx, fold: Fold) -> Result<()> {
+        for ((d, c), t) in &fold.channels {
+            tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
+        }
+        let mut new_users: HashMap<String, i64> = HashMap::new();
+        for ((d, key), u) in &fold.users {
+            if tx.upsert_user(d, key, &u.display, u.first_ms, u.last_ms).await? {
+                *new_users.entry(d.clone()).or_default() += 1;
+            }
+        }
+        for ((d, c, key), counts) in &fold.counts {
+            tx.add_counts(d, c, key, *counts).await?;
+        }
+        for ((d, c, key, phrase), n) in &fold.phrases {
+            tx.add_phrase_kudos(d, c, key, phrase, *n).await?;
+        }
+        for ((d, c, key, emote), n) in &fold.emotes {
+            tx.add_emote_uses(d, c, key, emote, *n).await?;
+        }
+        for ((d, c, hour), (messages, kudos)) in &fold.hourly {
+            tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
+        }
+        for ((d, key), n) in &fold.pms {
+            tx.add_pms(d, key, *n).await?;
+        }
+        for (d, n) in new_users {
+            tx.add_total(&d, "total_users", n).await?;
+        }
+        for ((d, name), n) in &fold.totals {
+            tx.add_total(d, name, *n).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `versions` key that moves when a channel's emote list changes.
+pub fn emote_version_key(domain: &str, channel: &str) -> String {
+    format!("emotes:{domain}:{channel}")
+}
+
+impl Handler for ChatHandler {
+    fn events(&self) -> &'static [&'static str] {
+        &["chatmsg", "pm"]
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &["ingest-presence", "ingest-media"]
+    }
+
+    async fn apply(&mut self, tx: &mut Tx, events: &[&Parsed], report: &mut Report) -> Result<()> {
+        self.refresh(tx).await?;
+        let mut fold = Fold::default();
+        for p in events {
+            let (username, chat) = match &p.event {
+                Event::ChatMsg { username, msg, shadow } => (username, Some((msg, *shadow))),
+                Event::Pm { username, .. } => (username, None),
+                _ => {
+                    report.unknown += 1;
+                    continue;
+                }
+            };
+            if self.ignored.contains(&username.to_lowercase()) {
+                report.ignored += 1;
+                continue;
+            }
+            let ch = fold.channels.entry((p.domain.clone(), p.channel.clone())).or_insert(p.time_ms);
+            *ch = (*ch).min(p.time_ms);
+            match chat {
+                Some((msg, shadow)) => self.chat(tx, &mut fold, p, username, msg, shadow).await?,
+                None => {
+                    let key = username.to_lowercase();
+                    fold.see_user(&p.domain, &key, username, p.time_ms);
+                    *fold.pms.entry((p.domain.clone(), key)).or_default() += 1;
+                    fold.total(&p.domain, "total_pms", 1);
+                }
+            }
+        }
+        Self::write(tx, fold).await
+    }
+}

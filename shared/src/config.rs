@@ -1,0 +1,452 @@
+//! The one configuration file every function reads.
+//!
+//! Sources, later ones winning:
+//! 1. built-in defaults that work on a laptop (`Config::default()`);
+//! 2. a TOML (or JSON, by extension) file: `--config PATH`, else `$USERSTATS_CONFIG`,
+//!    else `userstats.toml` in the working directory if it exists;
+//! 3. `USERSTATS_<SECTION>_<KEY>` environment variables, e.g.
+//!    `USERSTATS_NATS_SERVERS=nats://a:4222,nats://b:4222` or `USERSTATS_DATABASE_PATH=/var/lib/x.db`.
+//!    Lists are comma separated; numbers and booleans are parsed by the type of the key.
+//!
+//! String values in the file may contain `${VAR}` (expanded from the environment, empty if
+//! unset) so that secrets stay out of the file.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    /// Channels to follow. Empty: every channel seen on the bus.
+    pub channels: Vec<ChannelConfig>,
+    /// Senders that never appear in any statistic (the bridge's own bot goes here).
+    /// `[server]` is always ignored.
+    pub ignore_users: Vec<String>,
+    pub ingest: IngestConfig,
+    pub kudos: KudosConfig,
+    pub snapshots: SnapshotConfig,
+    pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
+    pub bootstrap: BootstrapConfig,
+    /// Whether alias/phrase changing commands are accepted.
+    /// Default true: a dev setup listens on loopback only. Set false on a shared bus.
+    pub admin_commands: bool,
+    /// Emit logs as JSON lines instead of text.
+    pub json_logs: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    pub servers: Vec<String>,
+    pub user: String,
+    pub password: String,
+    pub token: String,
+    pub creds_file: String,
+    /// PEM file of a CA to trust (self-signed servers).
+    pub tls_ca: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub tls_required: bool,
+    /// Seconds to keep trying the first connection before giving up with an error.
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Local database file (created with its directory if missing).
+    pub path: String,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub domain: String,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// "jetstream" (durable, default) or "core" (queue-group subscription, for servers
+    /// without JetStream; events published while no replica runs are lost).
+    pub mode: String,
+    /// The stream capturing `kryten.events.cytube.>`; an existing stream covering those
+    /// subjects is used whatever its name.
+    pub stream: String,
+    pub stream_max_age_hours: u64,
+    pub stream_max_bytes: i64,
+    /// Most events applied in one transaction.
+    pub batch_max: usize,
+    /// Seconds before an event handed to a replica that died is handed out again.
+    pub ack_wait_seconds: u64,
+    /// How long a chat message may wait for presence/media to catch up with it.
+    pub dependency_wait_ms: u64,
+    /// Longest believable session; longer durations are clamped and counted.
+    pub max_session_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KudosConfig {
+    /// Trigger phrases seeded into the database when its phrase table is empty.
+    pub default_phrases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotConfig {
+    pub interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days to keep append-only rows (population snapshots, media log, hourly buckets).
+    pub days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub resync_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats: NatsConfig::default(),
+            database: DatabaseConfig::default(),
+            channels: Vec::new(),
+            ignore_users: Vec::new(),
+            ingest: IngestConfig::default(),
+            kudos: KudosConfig::default(),
+            snapshots: SnapshotConfig::default(),
+            retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+            admin_commands: true,
+            json_logs: false,
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            servers: vec!["nats://127.0.0.1:4222".into()],
+            user: String::new(),
+            password: String::new(),
+            token: String::new(),
+            creds_file: String::new(),
+            tls_ca: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_required: false,
+            connect_timeout_seconds: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { path: "data/userstats.db".into(), busy_timeout_ms: 5000 }
+    }
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig { domain: "cytu.be".into(), channel: String::new() }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            mode: "jetstream".into(),
+            stream: "KRYTEN_EVENTS".into(),
+            stream_max_age_hours: 72,
+            stream_max_bytes: 1 << 30,
+            batch_max: 2000,
+            ack_wait_seconds: 10,
+            dependency_wait_ms: 2000,
+            max_session_days: 7,
+        }
+    }
+}
+
+impl Default for KudosConfig {
+    fn default() -> Self {
+        let phrases = ["lol", "rofl", "lmao", "haha", "😂", "🤣", "😆"];
+        KudosConfig { default_phrases: phrases.iter().map(|p| p.to_string()).collect() }
+    }
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig { interval_seconds: 300 }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { days: 365 }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { port: 28282 }
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig { resync_seconds: 300 }
+    }
+}
+
+impl Config {
+    /// Loads the configuration as described in the module doc, from the process arguments
+    /// and environment.
+    pub fn from_env_and_args() -> Result<Config> {
+        let args: Vec<String> = std::env::args().collect();
+        let mut path: Option<PathBuf> = None;
+        let mut i = 1;
+        while i < args.len() {
+            match args[i].as_str() {
+                "--config" | "-c" => {
+                    let p = args.get(i + 1).context("--config needs a file path")?;
+                    path = Some(PathBuf::from(p));
+                    i += 1;
+                }
+                s if s.starts_with("--config=") => path = Some(PathBuf::from(&s[9..])),
+                "--help" | "-h" => {
+                    println!("usage: {} [--config FILE]\n\nSee README.md and deploy/userstats.example.toml for the keys; USERSTATS_<SECTION>_<KEY> environment variables override them.", args[0]);
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other:?}: the only option is --config FILE"),
+            }
+            i += 1;
+        }
+        if path.is_none() {
+            path = match std::env::var("USERSTATS_CONFIG") {
+                Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+                _ => Some(PathBuf::from("userstats.toml")).filter(|p| p.exists()),
+            };
+        }
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load(path.as_deref(), &env)
+    }
+
+    /// Loads from an optional file plus the given environment (testable without touching
+    /// the process environment).
+    pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
+        let mut value = toml::Value::try_from(Config::default())?;
+        if let Some(path) = path {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text = expand_vars(&text, env);
+            let file: toml::Value = if path.extension().is_some_and(|e| e == "json") {
+                let json: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("config file {} is not valid JSON", path.display()))?;
+                toml::Value::try_from(json)?
+            } else {
+                toml::from_str(&text).with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            };
+            merge(&mut value, file);
+        }
+        for (key, raw) in env {
+            let Some(rest) = key.strip_prefix("USERSTATS_") else { continue };
+            if rest == "CONFIG" {
+                continue;
+            }
+            apply_env(&mut value, &rest.to_ascii_lowercase(), raw)
+                .with_context(|| format!("environment variable {key}"))?;
+        }
+        let config: Config = value.try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.nats.servers.is_empty() {
+            bail!("nats.servers is empty: give at least one URL such as nats://127.0.0.1:4222");
+        }
+        if !matches!(self.ingest.mode.as_str(), "jetstream" | "core") {
+            bail!("ingest.mode is {:?}: use \"jetstream\" or \"core\"", self.ingest.mode);
+        }
+        if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
+            bail!("ingest.batch_max must be between 1 and 10000");
+        }
+        if self.database.path.is_empty() {
+            bail!("database.path is empty");
+        }
+        if self.snapshots.interval_seconds == 0 {
+            bail!("snapshots.interval_seconds must be at least 1");
+        }
+        for c in &self.channels {
+            if c.channel.trim().is_empty() {
+                bail!("a [[channels]] entry has no channel name");
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured domain used when a request names none (first channel's domain).
+    pub fn default_domain(&self) -> String {
+        self.channels.first().map(|c| c.domain.to_lowercase()).unwrap_or_else(|| "cytu.be".into())
+    }
+
+    /// Lowercased names never counted: `[server]` plus `ignore_users`.
+    pub fn ignored_users(&self) -> std::collections::HashSet<String> {
+        let mut set: std::collections::HashSet<String> =
+            self.ignore_users.iter().map(|u| u.trim().to_lowercase()).collect();
+        set.insert("[server]".into());
+        set
+    }
+}
+
+/// `${VAR}` → value of VAR in `env` (empty when unset).
+fn expand_vars(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find('}') {
+            Some(end) => {
+                let name = &rest[start + 2..start + 2 + end];
+                if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
+                    out.push_str(v);
+                }
+                rest = &rest[start + 3 + end..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Applies `section_key=raw` (already lowercased, without the prefix) to the value tree,
+/// typed by the existing default value.
+fn apply_env(value: &mut toml::Value, name: &str, raw: &str) -> Result<()> {
+    let toml::Value::Table(root) = value else { bail!("config root is not a table") };
+    // Top-level keys first (admin_commands, ignore_users, json_logs), then section_key.
+    let (table, key) = if root.contains_key(name) {
+        (root, name.to_string())
+    } else {
+        let Some((section, key)) = root
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .find_map(|(s, _)| name.strip_prefix(&format!("{s}_")).map(|k| (s.clone(), k.to_string())))
+        else {
+            bail!("no such setting (expected USERSTATS_<SECTION>_<KEY>)");
+        };
+        let Some(toml::Value::Table(t)) = root.get_mut(&section) else { unreachable!() };
+        (t, key)
+    };
+    let Some(old) = table.get(&key) else { bail!("no such setting {key:?}") };
+    let new = match old {
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().with_context(|| format!("{raw:?} is not a whole number"))?)
+        }
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => bail!("{raw:?} is not true/false"),
+        }),
+        toml::Value::Array(_) if key == "channels" => {
+            bail!("channels cannot be set from the environment; use the config file")
+        }
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    table.insert(key, new);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.nats.servers, vec!["nats://127.0.0.1:4222"]);
+        assert_eq!(c.metrics.port, 28282);
+        assert!(c.ignored_users().contains("[server]"));
+    }
+
+    #[test]
+    fn file_then_env_overrides_with_var_expansion() {
+        let dir = std::env::temp_dir().join(format!("us-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "ignore_users = [\"KrytenBot\"]\n[nats]\npassword = \"${SECRET}\"\n[[channels]]\nchannel = \"420Grindhouse\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("SECRET", "s3cret"),
+            ("USERSTATS_NATS_SERVERS", "nats://a:1, nats://b:2"),
+            ("USERSTATS_INGEST_BATCH_MAX", "50"),
+            ("USERSTATS_ADMIN_COMMANDS", "false"),
+        ]);
+        let c = Config::load(Some(&path), &e).unwrap();
+        assert_eq!(c.nats.password, "s3cret");
+        assert_eq!(c.nats.servers, vec!["nats://a:1", "nats://b:2"]);
+        assert_eq!(c.ingest.batch_max, 50);
+        assert!(!c.admin_commands);
+        assert_eq!(c.channels[0].domain, "cytu.be");
+        assert_eq!(c.default_domain(), "cytu.be");
+    }
+
+    #[test]
+    fn mistakes_fail_with_a_clear_message() {
+        let e = env(&[("USERSTATS_INGEST_BATCH_MAX", "lots")]);
+        let err = format!("{:#}", Config::load(None, &e).unwrap_err());
+        assert!(err.contains("USERSTATS_INGEST_BATCH_MAX"), "{err}");
+        let e = env(&[("USERSTATS_NOPE_X", "1")]);
+        assert!(Config::load(None, &e).is_err());
+        let e = env(&[("USERSTATS_INGEST_MODE", "kafka")]);
+        assert!(format!("{:#}", Config::load(None, &e).unwrap_err()).contains("ingest.mode"));
+    }
+}

@@ -1,0 +1,446 @@
+//! The ingest loop shared by every ingest function.
+//!
+//! JetStream mode (default): the stream capturing `kryten.events.cytube.>` is used if one
+//! exists, else created (file storage, bounded by age and bytes). Each function has one
+//! durable pull consumer, shared by its replicas, filtered to its events (and channels).
+//! The consumer allows only one batch in flight (`max_ack_pending = batch_max`), so batches
+//! are applied in stream order whichever replica takes them — presence sessions and
+//! "latest vote wins" depend on that — and a batch handed to a replica that died is handed
+//! out again after `ack_wait`.
+//!
+//! For each batch: parse → one `BEGIN IMMEDIATE` transaction that records the event ids
+//! (events seen before are skipped: idempotency), lets the [`Handler`] apply the new ones,
+//! adds the work counters → commit → ack. A busy database is waited for with back-off while
+//! the messages are kept alive with progress acks; nothing is acked before its commit.
+//!
+//! Core mode (`ingest.mode = "core"`, for servers without JetStream): a queue-group
+//! subscription per subject, same batching and idempotency, no durability.
+
+use super::{now_ms, service, Context};
+use crate::store::{is_busy, Store, Tx};
+use crate::wire::{self, Parsed};
+use anyhow::{anyhow, Context as _, Result};
+use async_nats::jetstream::{self, consumer::pull, consumer::PullConsumer, AckKind};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// What one function does with the events it consumes.
+pub trait Handler: Send {
+    /// The CyTube events it consumes, as subject tokens (`chatmsg`, `adduser`...).
+    fn events(&self) -> &'static [&'static str];
+
+    /// Functions (short names) that must have applied every earlier event before a batch of
+    /// this one is applied (bounded by `ingest.dependency_wait_ms`).
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Applies events never applied before, in stream order, inside the open transaction.
+    fn apply(
+        &mut self,
+        tx: &mut Tx,
+        events: &[&Parsed],
+        report: &mut Report,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Periodic work outside batches (about once a second).
+    fn tick(&mut self, _store: &Store, _now_ms: i64) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What a handler noticed while applying a batch, beyond "applied".
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Events of a kind this function does not use.
+    pub unknown: u64,
+    /// Events from ignored senders or channels not configured.
+    pub ignored: u64,
+    /// Function-specific counters (`orphan_leaves`, `clamped_durations`...).
+    pub extra: BTreeMap<&'static str, u64>,
+}
+
+impl Report {
+    pub fn count(&mut self, name: &'static str) {
+        *self.extra.entry(name).or_default() += 1;
+    }
+}
+
+/// One received message, parsed or rejected.
+struct Incoming {
+    parsed: std::result::Result<Parsed, wire::Reject>,
+    stream_seq: u64,
+    published_ms: i64,
+}
+
+/// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
+pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
+    let service = service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
+    service::add_status_endpoint(&service, ctx.function, ctx.stats.clone()).await?;
+    let subjects = filter_subjects(ctx, handler.events());
+    let result = if ctx.config.ingest.mode == "core" {
+        run_core(ctx, &mut handler, &subjects).await
+    } else {
+        run_jetstream(ctx, &mut handler, &subjects).await
+    };
+    let _ = service.stop().await;
+    let _ = ctx.client.flush().await;
+    tracing::info!(function = ctx.function.name, "stopped");
+    result
+}
+
+/// `kryten.events.cytube.{channel token or *}.{event}` for each configured channel × event.
+fn filter_subjects(ctx: &Context, events: &[&str]) -> Vec<String> {
+    let channels: Vec<String> = if ctx.config.channels.is_empty() {
+        vec!["*".into()]
+    } else {
+        let mut t: Vec<String> = ctx.config.channels.iter().map(|c| wire::subject_token(&c.channel)).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    channels.iter().flat_map(|c| events.iter().map(move |e| format!("kryten.events.cytube.{c}.{e}"))).collect()
+}
+
+async fn ensure_stream(js: &jetstream::Context, ctx: &Context) -> Result<jetstream::stream::Stream> {
+    if let Ok(name) = js.stream_by_subject("kryten.events.cytube.any.chatmsg").await {
+        tracing::info!(stream = %name, "using the existing stream that captures kryten.events.cytube.>");
+        return js.get_stream(&name).await.map_err(|e| anyhow!("cannot open stream {name}: {e}"));
+    }
+    let cfg = &ctx.config.ingest;
+    let config = jetstream::stream::Config {
+        name: cfg.stream.clone(),
+        subjects: vec!["kryten.events.cytube.>".into()],
+        max_age: Duration::from_secs(cfg.stream_max_age_hours * 3600),
+        max_bytes: cfg.stream_max_bytes,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    match js.create_stream(config).await {
+        Ok(s) => {
+            tracing::info!(stream = %cfg.stream, "created stream capturing kryten.events.cytube.>");
+            Ok(s)
+        }
+        // Another replica may have created it a moment ago.
+        Err(create_err) => js.get_stream(&cfg.stream).await.map_err(|_| {
+            anyhow!("cannot create the JetStream stream {} ({create_err}): is JetStream enabled (nats-server -js)? Without it set ingest.mode = \"core\"", cfg.stream)
+        }),
+    }
+}
+
+async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[String]) -> Result<()> {
+    let js = jetstream::new(ctx.client.clone());
+    let stream = ensure_stream(&js, ctx).await?;
+    let cfg = ctx.config.ingest.clone();
+    let durable = ctx.function.service_name();
+    let consumer: PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.clone()),
+            description: Some(format!("kryten-userstats {}", ctx.function.name)),
+            filter_subjects: subjects.to_vec(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(cfg.ack_wait_seconds.max(1)),
+            max_ack_pending: cfg.batch_max as i64,
+            max_deliver: -1,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot create durable consumer {durable}"))?;
+    tracing::info!(consumer = %durable, subjects = ?subjects, "consuming");
+    let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
+    let mut last_tick = Instant::now();
+    let mut shutdown = ctx.shutdown.clone();
+    while !ctx.shutdown.is_set() {
+        let messages = tokio::select! {
+            m = next_batch(&consumer, cfg.batch_max, Duration::from_millis(500)) => m,
+            _ = shutdown.wait() => break,
+        };
+        if !messages.is_empty() {
+            let incoming: Vec<Incoming> = messages.iter().map(receive).collect();
+            if !deps.is_empty() {
+                wait_for_dependencies(ctx, &stream, &deps, &incoming).await;
+            }
+            let keep_alive = || async {
+                for m in &messages {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+            };
+            if apply_with_retry(ctx, handler, &incoming, keep_alive).await.is_err() {
+                continue; // not acked: handed out again after ack_wait
+            }
+            for m in &messages {
+                if let Err(e) = m.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
+                }
+            }
+            let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
+            ctx.stats.lag.store(lag, Relaxed);
+        } else {
+            ctx.stats.lag.store(0, Relaxed);
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            periodic(ctx, handler).await;
+        }
+    }
+    Ok(())
+}
+
+/// Up to `max` messages: what is available now, else the first to arrive within `wait`
+/// plus whatever came with it.
+async fn next_batch(consumer: &PullConsumer, max: usize, wait: Duration) -> Vec<jetstream::Message> {
+    let mut out = Vec::new();
+    fetch_into(consumer, max, None, &mut out).await;
+    if out.is_empty() {
+        fetch_into(consumer, 1, Some(wait), &mut out).await;
+        if !out.is_empty() && max > 1 {
+            fetch_into(consumer, max - 1, None, &mut out).await;
+        }
+    }
+    out
+}
+
+async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
+    let batch = match wait {
+        None => consumer.fetch().max_messages(max).messages().await,
+        Some(w) => consumer.batch().max_messages(max).expires(w).messages().await,
+    };
+    match batch {
+        Ok(mut messages) => {
+            while let Some(m) = messages.next().await {
+                match m {
+                    Ok(m) => out.push(m),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "fetch ended");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot fetch from the stream (NATS down?); retrying");
+            if wait.is_some() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+fn receive(m: &jetstream::Message) -> Incoming {
+    let (stream_seq, published_ms) = match m.info() {
+        Ok(i) => (i.stream_sequence, (i.published.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => (0, now_ms()),
+    };
+    Incoming { parsed: wire::parse(&m.payload), stream_seq, published_ms }
+}
+
+/// Waits until every dependency's consumer has acked (= applied) all its events published
+/// before this batch, or until the oldest event of the batch is `dependency_wait_ms` old.
+/// A dependency that is not deployed (no consumer) is not waited for.
+async fn wait_for_dependencies(ctx: &Context, stream: &jetstream::stream::Stream, deps: &[String], batch: &[Incoming]) {
+    let last_seq = batch.iter().map(|i| i.stream_seq).max().unwrap_or(0);
+    let oldest_ms = batch.iter().map(|i| i.published_ms).min().unwrap_or(0);
+    let max_wait = ctx.config.ingest.dependency_wait_ms as i64;
+    loop {
+        let mut ready = true;
+        for dep in deps {
+            if let Ok(info) = stream.consumer_info(dep).await {
+                let idle = info.num_pending == 0 && info.num_ack_pending == 0;
+                if !idle && info.ack_floor.stream_sequence + 1 < last_seq {
+                    ready = false;
+                    break;
+                }
+            }
+        }
+        if ready {
+            return;
+        }
+        if now_ms() - oldest_ms >= max_wait {
+            ctx.stats.late.fetch_add(batch.len() as u64, Relaxed);
+            tracing::debug!("dependencies did not catch up within {max_wait} ms; applying anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Applies a batch, retrying while the database is busy or failing. Gives up only when a
+/// shutdown has been requested and ~3 s have passed (the events are then redelivered).
+async fn apply_with_retry<H: Handler, F, Fut>(
+    ctx: &Context,
+    handler: &mut H,
+    batch: &[Incoming],
+    keep_alive: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(20);
+    let mut last_keep_alive = Instant::now();
+    loop {
+        match apply_once(ctx, handler, batch).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                ctx.stats.retries.fetch_add(1, Relaxed);
+                if is_busy(&e) {
+                    tracing::warn!(
+                        "database busy (another writer holds it); waiting {delay:?} before retrying the batch"
+                    );
+                } else {
+                    tracing::error!(error = %format!("{e:#}"), "applying a batch failed; retrying (nothing acked)");
+                }
+                if ctx.shutdown.is_set() && started.elapsed() > Duration::from_secs(3) {
+                    return Err(anyhow!("giving up the batch to shut down; it will be redelivered"));
+                }
+                if last_keep_alive.elapsed() > Duration::from_secs(1) {
+                    keep_alive().await;
+                    last_keep_alive = Instant::now();
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn apply_once<H: Handler>(ctx: &Context, handler: &mut H, batch: &[Incoming]) -> Result<()> {
+    let function = ctx.function.name;
+    let mut tx = ctx.store.write().await?;
+    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut good: Vec<&Parsed> = Vec::with_capacity(batch.len());
+    let mut ignored = 0u64;
+    for i in batch {
+        match &i.parsed {
+            Ok(p) if is_followed(ctx, p) => good.push(p),
+            Ok(_) => ignored += 1,
+            Err(r) => *rejected.entry(r.label()).or_default() += 1,
+        }
+    }
+    let ids: Vec<String> = good.iter().map(|p| p.id.clone()).collect();
+    let fresh = tx.claim_new_ids(&ids, now_ms()).await?;
+    let new: Vec<&Parsed> = good.iter().zip(&fresh).filter(|(_, f)| **f).map(|(p, _)| *p).collect();
+    let duplicates = (good.len() - new.len()) as u64;
+    let mut report = Report::default();
+    handler.apply(&mut tx, &new, &mut report).await?;
+    tx.add_counter(function, "events_applied", new.len() as i64).await?;
+    tx.add_counter(function, "duplicates", duplicates as i64).await?;
+    tx.add_counter(function, "unknown_events", report.unknown as i64).await?;
+    tx.add_counter(function, "ignored", (report.ignored + ignored) as i64).await?;
+    tx.add_counter(function, "batches", 1).await?;
+    for (reason, n) in &rejected {
+        tx.add_counter(function, &format!("rejected_{reason}"), *n as i64).await?;
+    }
+    for (name, n) in &report.extra {
+        tx.add_counter(function, name, *n as i64).await?;
+    }
+    tx.commit().await?;
+
+    let s = &ctx.stats;
+    s.events_applied.fetch_add(new.len() as u64, Relaxed);
+    s.duplicates.fetch_add(duplicates, Relaxed);
+    s.unknown_events.fetch_add(report.unknown, Relaxed);
+    s.ignored.fetch_add(report.ignored + ignored, Relaxed);
+    s.batches.fetch_add(1, Relaxed);
+    s.last_batch_size.store(batch.len() as u64, Relaxed);
+    s.max_batch_size.fetch_max(batch.len() as u64, Relaxed);
+    for (reason, n) in rejected {
+        for _ in 0..n {
+            s.reject(reason);
+        }
+        log_rejection(reason, n);
+    }
+    for (name, n) in report.extra {
+        s.add_extra(name, n);
+    }
+    Ok(())
+}
+
+/// True when the event's channel is one we follow (all channels when none configured).
+fn is_followed(ctx: &Context, p: &Parsed) -> bool {
+    ctx.config.channels.is_empty()
+        || ctx
+            .config
+            .channels
+            .iter()
+            .any(|c| c.domain.eq_ignore_ascii_case(&p.domain) && c.channel.to_lowercase() == p.channel.to_lowercase())
+}
+
+/// Rejections are logged at most once per 10 s per process (they are always counted).
+fn log_rejection(reason: &str, n: u64) {
+    use std::sync::atomic::AtomicI64;
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = now_ms();
+    if now - LAST.load(Relaxed) >= 10_000 {
+        LAST.store(now, Relaxed);
+        tracing::warn!(
+            reason,
+            count = n,
+            "rejected malformed event(s); counted in rejected_{reason} (further rejections logged at most every 10 s)"
+        );
+    }
+}
+
+/// Housekeeping between batches: the handler's tick and pruning of old event ids.
+async fn periodic<H: Handler>(ctx: &Context, handler: &mut H) {
+    let now = now_ms();
+    if let Err(e) = handler.tick(&ctx.store, now).await {
+        tracing::warn!(error = %format!("{e:#}"), "periodic work failed; will retry");
+    }
+    // Ids older than the stream keeps events can never be redelivered.
+    let keep_ms = (ctx.config.ingest.stream_max_age_hours.max(1) * 3600 * 1000) as i64 + 3_600_000;
+    if let Ok(mut tx) = ctx.store.write().await {
+        if tx.prune_applied(now - keep_ms, 5000).await.is_ok() {
+            let _ = tx.commit().await;
+        }
+    }
+}
+
+async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[String]) -> Result<()> {
+    let queue = ctx.function.service_name();
+    let mut subs = Vec::new();
+    for s in subjects {
+        subs.push(
+            ctx.client
+                .queue_subscribe(s.clone(), queue.clone())
+                .await
+                .map_err(|e| anyhow!("cannot subscribe to {s}: {e}"))?,
+        );
+    }
+    tracing::warn!("core NATS mode: events published while no replica runs are lost (use JetStream for durability)");
+    let mut all = futures::stream::select_all(subs);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut last_tick = Instant::now();
+    let max = ctx.config.ingest.batch_max;
+    while !ctx.shutdown.is_set() {
+        let mut batch = Vec::new();
+        tokio::select! {
+            m = all.next() => match m { Some(m) => batch.push(m), None => break },
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+        }
+        if !batch.is_empty() {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(5);
+            while batch.len() < max {
+                match tokio::time::timeout_at(deadline, all.next()).await {
+                    Ok(Some(m)) => batch.push(m),
+                    _ => break,
+                }
+            }
+            let incoming: Vec<Incoming> = batch
+                .iter()
+                .map(|m| Incoming { parsed: wire::parse(&m.payload), stream_seq: 0, published_ms: now_ms() })
+                .collect();
+            let _ = apply_with_retry(ctx, handler, &incoming, || async {}).await;
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            periodic(ctx, handler).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The function harness: what every function does the same way.
+//!
+//! * [`start`]: configuration, logging, NATS connection (with auth and TLS), the database,
+//!   signal handling — a [`Context`] ready for the function's own work.
+//! * [`service`]: registration as a NATS micro service with the function's work counters
+//!   in `$SRV.STATS`.
+//! * [`ingest`]: the durable JetStream consumer loop (or core-NATS queue group) that hands
+//!   batches of parsed events to a [`ingest::Handler`] inside one transaction, acked after
+//!   commit, idempotent by event id.
+
+pub mod ingest;
+pub mod nats;
+pub mod service;
+
+use crate::config::Config;
+use crate::store::Store;
+use anyhow::{Context as _, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Who a function is: the name it registers under and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Function {
+    /// Short name, e.g. `ingest-chat`; the micro service is `userstats-{name}`.
+    pub name: &'static str,
+    /// The crate version (`env!("CARGO_PKG_VERSION")`).
+    pub version: &'static str,
+    pub description: &'static str,
+}
+
+impl Function {
+    pub fn service_name(&self) -> String {
+        format!("userstats-{}", self.name)
+    }
+}
+
+/// Everything a running function needs.
+pub struct Context {
+    pub function: Function,
+    pub config: Config,
+    pub client: async_nats::Client,
+    pub store: Store,
+    pub stats: Arc<service::WorkStats>,
+    pub shutdown: Shutdown,
+}
+
+/// Loads the configuration, starts logging, opens the database and connects to NATS.
+/// Misconfiguration ends the process with one clear error line (returned as `Err`).
+pub async fn start(function: Function) -> Result<Context> {
+    let config = Config::from_env_and_args()?;
+    init_tracing(config.json_logs);
+    tracing::info!(function = function.name, version = function.version, "starting");
+    let store = Store::open(&config.database.path, Duration::from_millis(config.database.busy_timeout_ms))
+        .await
+        .with_context(|| format!("database {}", config.database.path))?;
+    let client = nats::connect(&config.nats, &function.service_name()).await?;
+    Ok(Context {
+        function,
+        config,
+        client,
+        store,
+        stats: Arc::new(service::WorkStats::default()),
+        shutdown: Shutdown::install(),
+    })
+}
+
+/// `RUST_LOG` controls the level (default `info`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Set once SIGINT or SIGTERM arrives; loops check it between batches.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn install() -> Shutdown {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop requested: finishing the current batch");
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    /// A shutdown that never fires (tests that drive a loop themselves).
+    pub fn never() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes when shutdown has been requested.
+    pub async fn wait(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Milliseconds since the epoch by the wall clock (used only for bookkeeping such as
+/// pruning and live session time, never for event time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,113 @@
+//! Registration as a NATS micro service and the work counters shown in `$SRV.STATS`.
+//!
+//! Every function registers as `userstats-{name}` (queue group `q` shared by its replicas)
+//! with metadata saying what it is. Ingest functions add a `status` endpoint
+//! (`userstats.{name}.status`) that answers their counters; the same counters appear as the
+//! endpoint's `data` in `$SRV.STATS`, so `nats micro stats` style tools show the work done.
+
+use super::Function;
+use anyhow::{anyhow, Result};
+use async_nats::service::{Service, ServiceExt};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// In-process counters of one replica (durable totals live in the `counters` table).
+#[derive(Default)]
+pub struct WorkStats {
+    pub events_applied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub unknown_events: AtomicU64,
+    pub ignored: AtomicU64,
+    pub late: AtomicU64,
+    pub batches: AtomicU64,
+    pub last_batch_size: AtomicU64,
+    pub max_batch_size: AtomicU64,
+    pub retries: AtomicU64,
+    /// Events waiting in the stream for this function (consumer's num_pending).
+    pub lag: AtomicU64,
+    pub rejected_by_reason: Mutex<BTreeMap<String, u64>>,
+    /// Function-specific figures (orphan leaves, clamped durations...).
+    pub extra: Mutex<BTreeMap<String, u64>>,
+}
+
+impl WorkStats {
+    pub fn reject(&self, reason: &str) {
+        self.rejected.fetch_add(1, Relaxed);
+        if let Ok(mut m) = self.rejected_by_reason.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn add_extra(&self, name: &str, n: u64) {
+        if let Ok(mut m) = self.extra.lock() {
+            *m.entry(name.to_string()).or_default() += n;
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let rejected_by_reason = self.rejected_by_reason.lock().map(|m| json!(*m)).unwrap_or(Value::Null);
+        let extra = self.extra.lock().map(|m| json!(*m)).unwrap_or(Value::Null);
+        json!({
+            "events_applied": self.events_applied.load(Relaxed),
+            "duplicates": self.duplicates.load(Relaxed),
+            "rejected": self.rejected.load(Relaxed),
+            "rejected_by_reason": rejected_by_reason,
+            "unknown_events": self.unknown_events.load(Relaxed),
+            "ignored": self.ignored.load(Relaxed),
+            "late": self.late.load(Relaxed),
+            "batches": self.batches.load(Relaxed),
+            "last_batch_size": self.last_batch_size.load(Relaxed),
+            "max_batch_size": self.max_batch_size.load(Relaxed),
+            "retries": self.retries.load(Relaxed),
+            "lag": self.lag.load(Relaxed),
+            "extra": extra,
+        })
+    }
+}
+
+/// Registers the function as a micro service whose stats `data` are `stats`.
+pub async fn register(client: &async_nats::Client, function: Function, stats: Arc<WorkStats>) -> Result<Service> {
+    let metadata = HashMap::from([
+        ("function".to_string(), function.name.to_string()),
+        ("project".to_string(), "kryten-userstats".to_string()),
+        ("hostname".to_string(), hostname()),
+    ]);
+    let service = client
+        .service_builder()
+        .description(function.description)
+        .metadata(metadata)
+        .stats_handler(move |_endpoint, _stats| stats.to_json())
+        .start(function.service_name(), function.version)
+        .await
+        .map_err(|e| anyhow!("cannot register micro service {}: {e}", function.service_name()))?;
+    tracing::info!(service = %function.service_name(), "registered as NATS micro service");
+    Ok(service)
+}
+
+/// Adds the `userstats.{name}.status` endpoint answering the work counters.
+pub async fn add_status_endpoint(service: &Service, function: Function, stats: Arc<WorkStats>) -> Result<()> {
+    let mut endpoint = service
+        .endpoint_builder()
+        .name("status")
+        .add(format!("userstats.{}.status", function.name))
+        .await
+        .map_err(|e| anyhow!("cannot add status endpoint: {e}"))?;
+    tokio::spawn(async move {
+        while let Some(request) = endpoint.next().await {
+            let body = json!({"function": function.name, "version": function.version, "stats": stats.to_json()});
+            let _ = request.respond(Ok(body.to_string().into())).await;
+        }
+    });
+    Ok(())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,27 @@
+//! # kryten-userstats shared library
+//!
+//! Everything the function binaries (`functions/*`) share; nothing runs here.
+//!
+//! ## Layout
+//!
+//! * [`config`] — the one configuration file (TOML/JSON) + `USERSTATS_*` overrides.
+//! * [`wire`] — what the Kryten bridge publishes: the envelope, typed CyTube payloads,
+//!   subject tokens, timestamps, HTML entities.
+//! * [`detect`] — the detectors: pure functions from chat text to kudos, emotes, votes,
+//!   and media title cleaning.
+//! * [`store`] — the libSQL database: schema migrations, batched writes, read queries.
+//!   The only place SQL lives.
+//! * [`harness`] — what every function does the same way: start-up, NATS, micro service
+//!   registration, the durable ingest loop, graceful shutdown.
+//! * [`chat`] — the semantics of `ingest-chat` (what a batch of chat events changes).
+//! * [`presence`] — the semantics of `ingest-presence`: sessions, time in channel, usercount,
+//!   population snapshots and retention.
+//! * [`media`] — the semantics of `ingest-media`: media log, emote lists with their history,
+//!   playlist.
+
+pub mod chat;
+pub mod config;
+pub mod detect;
+pub mod harness;
+pub mod store;
+pub mod wire;

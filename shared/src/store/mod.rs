@@ -1,0 +1,187 @@
+//! The store: the only place SQL lives.
+//!
+//! One libSQL database shared by every function process on a host: a local file in WAL
+//! mode with a busy timeout, every write transaction started with `BEGIN IMMEDIATE` (a
+//! deferred transaction that reads then writes fails at once with "database is locked"
+//! when another process writes), result rows consumed at once so that no statement stays
+//! open.
+//!
+//! * [`Store`] opens the database and runs the migrations of [`schema`].
+//! * [`Tx`] is one write transaction with typed operations; the function logic in
+//!   `crate::chat` (and friends) decides *what* to write, `Tx` knows *how*.
+//! * `reads` holds the read queries the query functions answer from.
+
+mod reads;
+mod schema;
+mod write;
+
+use anyhow::{Context, Result};
+use libsql::{params::IntoParams, Connection, Database, Statement, TransactionBehavior, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+pub use reads::{UserRow, VoteRow};
+pub use write::{Counts, EmoteInterval};
+
+/// A handle on the database: one connection, used by one task at a time.
+pub struct Store {
+    _db: Database,
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &str, busy_timeout: Duration) -> Result<Store> {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+        }
+        let db =
+            libsql::Builder::new_local(path).build().await.with_context(|| format!("cannot open database {path}"))?;
+        let conn = db.connect().with_context(|| format!("cannot connect to database {path}"))?;
+        conn.busy_timeout(busy_timeout)?;
+        // journal_mode returns a row: query, not execute.
+        let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
+        while rows.next().await?.is_some() {}
+        drop(rows);
+        conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+        conn.execute("PRAGMA foreign_keys=OFF", ()).await?;
+        let store = Store { _db: db, conn };
+        store.migrate().await.with_context(|| format!("cannot migrate database {path}"))?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", ()).await?;
+        let mut rows = tx.query("SELECT COALESCE(MAX(version), 0) FROM schema_version", ()).await?;
+        let current: i64 = match rows.next().await? {
+            Some(row) => row.get(0)?,
+            None => 0,
+        };
+        drop(rows);
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version > current {
+                tx.execute_batch(sql).await.with_context(|| format!("migration {version} failed"))?;
+                tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [version]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`): waits up to the busy timeout for
+    /// other writers, then fails with an error for which [`is_busy`] is true.
+    pub async fn write(&self) -> Result<Tx> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
+        Ok(Tx { tx, stmts: HashMap::new() })
+    }
+
+    /// The raw connection, for the read queries in this module.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// True when an error is "another process holds the database": worth waiting and retrying.
+pub fn is_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| match e.downcast_ref::<libsql::Error>() {
+        Some(libsql::Error::SqliteFailure(code, _)) => matches!(code & 0xff, 5 | 6),
+        Some(other) => {
+            let s = other.to_string();
+            s.contains("database is locked") || s.contains("database is busy")
+        }
+        None => false,
+    })
+}
+
+/// One write transaction with a cache of prepared statements (one compile per batch).
+pub struct Tx {
+    tx: libsql::Transaction,
+    stmts: HashMap<&'static str, Statement>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        drop(self.stmts);
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stmt(&mut self, sql: &'static str) -> Result<&Statement> {
+        if !self.stmts.contains_key(sql) {
+            let s = self.tx.prepare(sql).await.with_context(|| format!("prepare {sql}"))?;
+            self.stmts.insert(sql, s);
+        }
+        let s = &self.stmts[sql];
+        s.reset();
+        Ok(s)
+    }
+
+    /// Runs a cached statement that returns no rows; gives the number of changed rows.
+    async fn exec(&mut self, sql: &'static str, params: impl IntoParams) -> Result<usize> {
+        let s = self.stmt(sql).await?;
+        let n = s.execute(params).await?;
+        s.reset();
+        Ok(n)
+    }
+
+    /// Runs a cached query and maps every row at once (no Rows left open).
+    async fn rows<T>(
+        &mut self,
+        sql: &'static str,
+        params: impl IntoParams,
+        mut f: impl FnMut(&libsql::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let s = self.stmt(sql).await?;
+        let mut rows = s.query(params).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push(f(&row)?);
+        }
+        drop(rows);
+        s.reset();
+        Ok(out)
+    }
+
+    /// Runs uncached SQL with a variable number of parameters (bulk statements).
+    async fn rows_dyn<T>(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        mut f: impl FnMut(&libsql::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut rows = self.tx.query(sql, params).await?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await? {
+            out.push(f(&row)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_migrates_and_reopens() {
+        let dir = std::env::temp_dir().join(format!("us-store-{}", std::process::id()));
+        let path = dir.join("a.db");
+        let path = path.to_str().unwrap();
+        let s = Store::open(path, Duration::from_secs(1)).await.unwrap();
+        drop(s);
+        let s = Store::open(path, Duration::from_secs(1)).await.unwrap();
+        let mut tx = s.write().await.unwrap();
+        let fresh = tx.claim_new_ids(&["a".into(), "b".into(), "a".into()], 1).await.unwrap();
+        assert_eq!(fresh, vec![true, true, false]);
+        tx.commit().await.unwrap();
+        let mut tx = s.write().await.unwrap();
+        let fresh = tx.claim_new_ids(&["b".into(), "c".into()], 2).await.unwrap();
+        assert_eq!(fresh, vec![false, true]);
+        tx.commit().await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

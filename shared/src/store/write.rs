@@ -1,0 +1,311 @@
+//! Typed write (and in-transaction read) operations of [`Tx`]. Counters are upserts that add
+//! deltas, so a batch can be folded in memory first and written once per key.
+
+use super::Tx;
+use anyhow::Result;
+use libsql::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Deltas for one (domain, channel, user) row of `user_counts`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub messages: i64,
+    pub kudos_plusplus: i64,
+    pub kudos_phrases: i64,
+    pub emotes: i64,
+}
+
+/// One stretch of time during which an emote name was in a channel's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmoteInterval {
+    pub name: String,
+    pub added_ms: i64,
+    pub removed_ms: Option<i64>,
+}
+
+impl Tx {
+    /// Records event ids as applied. Returns, per id, whether it is new (not applied by an
+    /// earlier transaction nor earlier in this list). Ids are kept until pruned by
+    /// [`Tx::prune_applied`].
+    pub async fn claim_new_ids(&mut self, ids: &[String], now_ms: i64) -> Result<Vec<bool>> {
+        let mut fresh = vec![false; ids.len()];
+        let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
+        for chunk_start in (0..ids.len()).step_by(400) {
+            let chunk = &ids[chunk_start..(chunk_start + 400).min(ids.len())];
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT id FROM applied_events WHERE id IN ({placeholders})");
+            let params: Vec<Value> = chunk.iter().map(|id| Value::Text(id.clone())).collect();
+            let known: HashSet<String> =
+                self.rows_dyn(&sql, params, |r| Ok(r.get::<String>(0)?)).await?.into_iter().collect();
+            let mut new_ids = Vec::new();
+            for (offset, id) in chunk.iter().enumerate() {
+                if !known.contains(id) && seen.insert(id.as_str()) {
+                    fresh[chunk_start + offset] = true;
+                    new_ids.push(id);
+                }
+            }
+            if !new_ids.is_empty() {
+                let placeholders = vec!["(?,?)"; new_ids.len()].join(",");
+                let sql = format!("INSERT INTO applied_events(id, applied_ms) VALUES {placeholders}");
+                let mut params = Vec::with_capacity(new_ids.len() * 2);
+                for id in new_ids {
+                    params.push(Value::Text(id.clone()));
+                    params.push(Value::Integer(now_ms));
+                }
+                self.tx.execute(&sql, params).await?;
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Deletes up to `limit` applied-event ids recorded before `cutoff_ms` (oldest first).
+    pub async fn prune_applied(&mut self, cutoff_ms: i64, limit: i64) -> Result<usize> {
+        self.exec(
+            "DELETE FROM applied_events WHERE rowid IN (SELECT rowid FROM applied_events \
+             WHERE applied_ms < ?1 ORDER BY rowid LIMIT ?2)",
+            (cutoff_ms, limit),
+        )
+        .await
+    }
+
+    /// Change counters of shared state (aliases, phrases, per-channel emote lists...), so
+    /// that a function caching that state knows when to reload it.
+    pub async fn versions(&mut self) -> Result<HashMap<String, i64>> {
+        let rows = self
+            .rows("SELECT name, version FROM versions", (), |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn bump_version(&mut self, name: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO versions(name, version) VALUES (?1, 1) \
+             ON CONFLICT(name) DO UPDATE SET version = version + 1",
+            [name],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The whole emote history of a channel.
+    pub async fn emote_history(&mut self, domain: &str, channel: &str) -> Result<Vec<EmoteInterval>> {
+        self.rows(
+            "SELECT name, added_ms, removed_ms FROM emotes WHERE domain = ?1 AND channel = ?2",
+            [domain, channel],
+            |r| Ok(EmoteInterval { name: r.get(0)?, added_ms: r.get(1)?, removed_ms: r.get(2)? }),
+        )
+        .await
+    }
+
+    /// All aliases as (alias, user key).
+    pub async fn aliases(&mut self) -> Result<Vec<(String, String)>> {
+        self.rows("SELECT alias, name_key FROM aliases", (), |r| Ok((r.get(0)?, r.get(1)?))).await
+    }
+
+    /// The trigger phrases (lowercase).
+    pub async fn phrases(&mut self) -> Result<Vec<String>> {
+        self.rows("SELECT phrase FROM kudos_phrases ORDER BY phrase", (), |r| Ok(r.get(0)?)).await
+    }
+
+    /// Fills the phrase table from the configuration when it is empty. True if it did.
+    pub async fn seed_phrases_if_empty(&mut self, phrases: &[String]) -> Result<bool> {
+        if !self.phrases().await?.is_empty() {
+            return Ok(false);
+        }
+        for p in phrases {
+            let p = p.trim().to_lowercase();
+            if !p.is_empty() {
+                self.exec("INSERT OR IGNORE INTO kudos_phrases(phrase) VALUES (?1)", [p]).await?;
+            }
+        }
+        self.bump_version("phrases").await?;
+        Ok(true)
+    }
+
+    /// When a user was first seen in a domain, if ever.
+    pub async fn user_first_seen(&mut self, domain: &str, key: &str) -> Result<Option<i64>> {
+        let rows = self
+            .rows("SELECT first_seen_ms FROM users WHERE domain = ?1 AND name_key = ?2", [domain, key], |r| {
+                Ok(r.get::<i64>(0)?)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Creates or updates a user: first/last seen widened, display name from the latest
+    /// event. Returns true when the user is new.
+    pub async fn upsert_user(
+        &mut self,
+        domain: &str,
+        key: &str,
+        display: &str,
+        first_ms: i64,
+        last_ms: i64,
+    ) -> Result<bool> {
+        let inserted = self
+            .exec(
+                "INSERT OR IGNORE INTO users(domain, name_key, display, first_seen_ms, last_seen_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                (domain, key, display, first_ms, last_ms),
+            )
+            .await?;
+        if inserted == 0 {
+            self.exec(
+                "UPDATE users SET display = CASE WHEN ?5 >= last_seen_ms THEN ?3 ELSE display END, \
+                 first_seen_ms = MIN(first_seen_ms, ?4), last_seen_ms = MAX(last_seen_ms, ?5) \
+                 WHERE domain = ?1 AND name_key = ?2",
+                (domain, key, display, first_ms, last_ms),
+            )
+            .await?;
+        }
+        Ok(inserted > 0)
+    }
+
+    /// Adds counter deltas for a user in a channel and in the domain rollup (channel '').
+    pub async fn add_counts(&mut self, domain: &str, channel: &str, key: &str, c: Counts) -> Result<()> {
+        for ch in [channel, ""] {
+            self.exec(
+                "INSERT INTO user_counts(domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, kudos_total, emotes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5 + ?6, ?7) ON CONFLICT(domain, channel, name_key) DO UPDATE SET \
+                 messages = messages + excluded.messages, kudos_plusplus = kudos_plusplus + excluded.kudos_plusplus, \
+                 kudos_phrases = kudos_phrases + excluded.kudos_phrases, kudos_total = kudos_total + excluded.kudos_total, \
+                 emotes = emotes + excluded.emotes",
+                (domain, ch, key, c.messages, c.kudos_plusplus, c.kudos_phrases, c.emotes),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn add_phrase_kudos(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        key: &str,
+        phrase: &str,
+        n: i64,
+    ) -> Result<()> {
+        for ch in [channel, ""] {
+            self.exec(
+                "INSERT INTO phrase_counts(domain, channel, name_key, phrase, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(domain, channel, name_key, phrase) DO UPDATE SET count = count + excluded.count",
+                (domain, ch, key, phrase, n),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn add_emote_uses(&mut self, domain: &str, channel: &str, key: &str, emote: &str, n: i64) -> Result<()> {
+        for ch in [channel, ""] {
+            self.exec(
+                "INSERT INTO emote_counts(domain, channel, name_key, emote, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(domain, channel, name_key, emote) DO UPDATE SET count = count + excluded.count",
+                (domain, ch, key, emote, n),
+            )
+            .await?;
+            self.exec(
+                "INSERT INTO emote_totals(domain, channel, emote, count) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(domain, channel, emote) DO UPDATE SET count = count + excluded.count",
+                (domain, ch, emote, n),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn add_hourly(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        hour_ms: i64,
+        messages: i64,
+        kudos: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO hourly(domain, channel, hour_ms, messages, kudos) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(domain, channel, hour_ms) DO UPDATE SET messages = messages + excluded.messages, \
+             kudos = kudos + excluded.kudos",
+            (domain, channel, hour_ms, messages, kudos),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The media playing in a channel at a time: the media-log entry in force then.
+    pub async fn media_at(&mut self, domain: &str, channel: &str, at_ms: i64) -> Result<Option<(String, String)>> {
+        let rows = self
+            .rows(
+                "SELECT media_type, media_id FROM media_log WHERE domain = ?1 AND channel = ?2 AND at_ms <= ?3 \
+                 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                (domain, channel, at_ms),
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// One vote per user per media item; the latest (by message time) wins.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn vote(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        media_type: &str,
+        media_id: &str,
+        key: &str,
+        vote: i64,
+        at_ms: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO movie_votes(domain, channel, media_type, media_id, name_key, vote, at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(domain, channel, media_type, media_id, name_key) \
+             DO UPDATE SET vote = excluded.vote, at_ms = excluded.at_ms WHERE excluded.at_ms >= at_ms",
+            (domain, channel, media_type, media_id, key, vote, at_ms),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn add_pms(&mut self, domain: &str, key: &str, n: i64) -> Result<()> {
+        self.exec("UPDATE users SET pms = pms + ?3 WHERE domain = ?1 AND name_key = ?2", (domain, key, n)).await?;
+        Ok(())
+    }
+
+    /// Adds to a domain-wide total (`total_messages`, `total_users`, ...).
+    pub async fn add_total(&mut self, domain: &str, name: &str, n: i64) -> Result<()> {
+        if n != 0 {
+            self.exec(
+                "INSERT INTO totals(domain, name, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(domain, name) DO UPDATE SET value = value + excluded.value",
+                (domain, name, n),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds to a function's durable work counter (`events_applied`, `rejected_invalid_json`...).
+    pub async fn add_counter(&mut self, function: &str, name: &str, n: i64) -> Result<()> {
+        if n != 0 {
+            self.exec(
+                "INSERT INTO counters(function, name, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(function, name) DO UPDATE SET value = value + excluded.value",
+                (function, name, n),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers a channel (configured name and subject token) the first time it is seen.
+    pub async fn touch_channel(&mut self, domain: &str, channel: &str, token: &str, at_ms: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO channels(domain, channel, token, first_seen_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(domain, channel) DO UPDATE SET first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms)",
+            (domain, channel, token, at_ms),
+        )
+        .await?;
+        Ok(())
+    }
+}
