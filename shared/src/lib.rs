@@ -23,5 +23,7 @@ pub mod chat;
 pub mod config;
 pub mod detect;
 pub mod harness;
+pub mod media;
+pub mod presence;
 pub mod store;
 pub mod wire;

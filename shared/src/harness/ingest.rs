@@ -3,10 +3,12 @@
 //! JetStream mode (default): the stream capturing `kryten.events.cytube.>` is used if one
 //! exists, else created (file storage, bounded by age and bytes). Each function has one
 //! durable pull consumer, shared by its replicas, filtered to its events (and channels).
+//! Replicas take turns rather than share: one database has one writer at a time anyway, so
+//! a replica consumes only while it holds the function's lease in the database (renewed
+//! every few seconds; a standby takes over within [`LEASE_TTL_MS`] when the holder dies).
 //! The consumer allows only one batch in flight (`max_ack_pending = batch_max`), so batches
-//! are applied in stream order whichever replica takes them — presence sessions and
-//! "latest vote wins" depend on that — and a batch handed to a replica that died is handed
-//! out again after `ack_wait`.
+//! are applied in stream order — presence sessions and "latest vote wins" depend on that —
+//! and a batch handed to a replica that died is handed out again (first) after `ack_wait`.
 //!
 //! For each batch: parse → one `BEGIN IMMEDIATE` transaction that records the event ids
 //! (events seen before are skipped: idempotency), lets the [`Handler`] apply the new ones,
@@ -153,7 +155,18 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
     let mut last_tick = Instant::now();
     let mut shutdown = ctx.shutdown.clone();
+    let mut lease = Lease::new(&durable);
     while !ctx.shutdown.is_set() {
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            periodic(ctx, handler).await;
+        }
+        if !lease.hold(&ctx.store).await {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                _ = shutdown.wait() => break,
+            }
+        }
         let messages = tokio::select! {
             m = next_batch(&consumer, cfg.batch_max, Duration::from_millis(500)) => m,
             _ = shutdown.wait() => break,
@@ -181,12 +194,65 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         } else {
             ctx.stats.lag.store(0, Relaxed);
         }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            periodic(ctx, handler).await;
+    }
+    lease.release(&ctx.store).await;
+    Ok(())
+}
+
+/// How long a consuming replica's lease lasts without renewal.
+pub const LEASE_TTL_MS: i64 = 5000;
+
+/// The right to consume for one function, held by one replica at a time.
+struct Lease {
+    name: String,
+    holder: String,
+    /// Until when we hold it, as far as we know.
+    held_until_ms: i64,
+}
+
+impl Lease {
+    fn new(name: &str) -> Lease {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let holder = format!("{}:{}:{nanos}", service::hostname(), std::process::id());
+        Lease { name: name.to_string(), holder, held_until_ms: 0 }
+    }
+
+    /// True while this replica may consume; renews when half the lease has passed.
+    async fn hold(&mut self, store: &Store) -> bool {
+        let now = now_ms();
+        if self.held_until_ms - now > LEASE_TTL_MS / 2 {
+            return true;
+        }
+        let taken = async {
+            let mut tx = store.write().await?;
+            let held = tx.try_lease(&self.name, &self.holder, now, LEASE_TTL_MS).await?;
+            tx.commit().await?;
+            anyhow::Ok(held)
+        }
+        .await;
+        match taken {
+            Ok(true) => {
+                if self.held_until_ms < now {
+                    tracing::info!(lease = %self.name, "this replica is now the one consuming");
+                }
+                self.held_until_ms = now + LEASE_TTL_MS;
+            }
+            Ok(false) => self.held_until_ms = 0,
+            Err(e) => tracing::debug!(error = %e, "lease not renewed this time (database busy?)"),
+        }
+        self.held_until_ms > now
+    }
+
+    async fn release(&self, store: &Store) {
+        if self.held_until_ms > now_ms() {
+            if let Ok(mut tx) = store.write().await {
+                if tx.release_lease(&self.name, &self.holder).await.is_ok() {
+                    let _ = tx.commit().await;
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// Up to `max` messages: what is available now, else the first to arrive within `wait`

@@ -15,6 +15,8 @@ pub mod service;
 use crate::config::Config;
 use crate::store::Store;
 use anyhow::{Context as _, Result};
+use std::future::Future;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -43,6 +45,42 @@ pub struct Context {
     pub store: Store,
     pub stats: Arc<service::WorkStats>,
     pub shutdown: Shutdown,
+}
+
+/// Runs an ingest function to the end: start-up, the ingest loop with the handler `make`
+/// builds from the configuration, graceful stop. A failure ends the process with one clear
+/// line on stderr and exit code 1.
+pub fn run_ingest<H, F>(function: Function, make: F) -> ExitCode
+where
+    H: ingest::Handler,
+    F: FnOnce(&Config) -> H,
+{
+    block_on(function, async move {
+        let mut ctx = start(function).await?;
+        let handler = make(&ctx.config);
+        ingest::run(&mut ctx, handler).await
+    })
+}
+
+/// Runs a function's main future on a multi-threaded runtime and turns its result into an
+/// exit code (one `error:` line on failure). Leftover background tasks get 200 ms.
+pub fn block_on(function: Function, main: impl Future<Output = Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: error: cannot start the async runtime: {e}", function.service_name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(main);
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e:#}", function.service_name());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Loads the configuration, starts logging, opens the database and connects to NATS.

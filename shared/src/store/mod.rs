@@ -11,6 +11,8 @@
 //!   `crate::chat` (and friends) decides *what* to write, `Tx` knows *how*.
 //! * `reads` holds the read queries the query functions answer from.
 
+mod media;
+mod presence;
 mod reads;
 mod schema;
 mod write;

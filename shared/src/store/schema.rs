@@ -70,4 +70,8 @@ CREATE TABLE playlist(domain TEXT NOT NULL, channel TEXT NOT NULL, uid INTEGER N
     position INTEGER NOT NULL, media_type TEXT NOT NULL, media_id TEXT NOT NULL, title TEXT NOT NULL,
     PRIMARY KEY(domain, channel, uid)) WITHOUT ROWID;
 "#,
+    // 2: who consumes: one replica of each ingest function holds the lease at a time.
+    r#"
+CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL) WITHOUT ROWID;
+"#,
 ];

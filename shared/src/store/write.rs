@@ -308,4 +308,24 @@ impl Tx {
         .await?;
         Ok(())
     }
+
+    /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`; true when held.
+    /// A lease held by someone else is taken only once it has expired.
+    pub async fn try_lease(&mut self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let n = self
+            .exec(
+                "INSERT INTO leases(name, holder, until_ms) VALUES (?1, ?2, ?3 + ?4) \
+                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+                 WHERE leases.holder = excluded.holder OR leases.until_ms < ?3",
+                (name, holder, now_ms, ttl_ms),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Gives a lease up at once (graceful stop), so another replica takes over quickly.
+    pub async fn release_lease(&mut self, name: &str, holder: &str) -> Result<()> {
+        self.exec("UPDATE leases SET until_ms = 0 WHERE name = ?1 AND holder = ?2", (name, holder)).await?;
+        Ok(())
+    }
 }
