@@ -224,8 +224,15 @@ impl Drop for FunctionProcess {
 /// Writes a config file for a test run and returns its path.
 pub fn write_config(dir: &TempDir, nats_url: &str, db: &str, extra_toml: &str) -> String {
     let path = dir.file("userstats.toml");
+    // Short ack_wait so that a killed replica's batch comes back quickly; an [ingest] table
+    // in `extra_toml` gets it too.
+    let (extra, ingest) = if extra_toml.contains("[ingest]") {
+        (extra_toml.replacen("[ingest]", "[ingest]\nack_wait_seconds = 2", 1), String::new())
+    } else {
+        (extra_toml.to_string(), "[ingest]\nack_wait_seconds = 2\n".to_string())
+    };
     let text = format!(
-        "ignore_users = [\"KrytenBot\"]\n{extra_toml}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\npath = \"{db}\"\n[ingest]\nack_wait_seconds = 2\n"
+        "ignore_users = [\"KrytenBot\"]\n{extra}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\npath = \"{db}\"\n{ingest}"
     );
     std::fs::write(&path, text).expect("write config");
     path
