@@ -208,7 +208,8 @@ async fn core_nats_mode_counts_without_jetstream_state() {
     let rig = Rig::new("[ingest]\nmode = \"core\"\n");
     let _c = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
-    let stream: Vec<_> = (0..500).map(|i| chat(CH, &format!("u{}", i % 7), "hi", T0 + i, &format!("core-{i}"))).collect();
+    let stream: Vec<_> =
+        (0..500).map(|i| chat(CH, &format!("u{}", i % 7), "hi", T0 + i, &format!("core-{i}"))).collect();
     publish_all(&client, &stream).await.unwrap();
     rig.wait_seen("ingest-chat", 500).await;
     let store = open_store(&rig.db).await;
