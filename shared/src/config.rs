@@ -36,6 +36,8 @@ pub struct Config {
     pub admin_commands: bool,
     /// Emit logs as JSON lines instead of text.
     pub json_logs: bool,
+    /// Seconds between Kryten lifecycle heartbeats (`kryten.lifecycle.{service}.heartbeat`).
+    pub heartbeat_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +140,7 @@ impl Default for Config {
             bootstrap: BootstrapConfig::default(),
             admin_commands: true,
             json_logs: false,
+            heartbeat_seconds: 30,
         }
     }
 }

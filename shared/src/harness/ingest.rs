@@ -89,7 +89,7 @@ pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
         run_jetstream(ctx, &mut handler, &subjects).await
     };
     let _ = service.stop().await;
-    let _ = ctx.client.flush().await;
+    ctx.lifecycle.stop().await;
     tracing::info!(function = ctx.function.name, "stopped");
     result
 }

@@ -4,11 +4,13 @@
 //!   signal handling — a [`Context`] ready for the function's own work.
 //! * [`service`]: registration as a NATS micro service with the function's work counters
 //!   in `$SRV.STATS`.
+//! * [`lifecycle`]: Kryten lifecycle announcements (startup, heartbeat, shutdown, discovery).
 //! * [`ingest`]: the durable JetStream consumer loop (or core-NATS queue group) that hands
 //!   batches of parsed events to a [`ingest::Handler`] inside one transaction, acked after
 //!   commit, idempotent by event id.
 
 pub mod ingest;
+pub mod lifecycle;
 pub mod nats;
 pub mod service;
 
@@ -45,6 +47,8 @@ pub struct Context {
     pub store: Store,
     pub stats: Arc<service::WorkStats>,
     pub shutdown: Shutdown,
+    /// Kryten lifecycle announcements; `stop()` it last.
+    pub lifecycle: lifecycle::Lifecycle,
 }
 
 /// Runs an ingest function to the end: start-up, the ingest loop with the handler `make`
@@ -93,6 +97,11 @@ pub async fn start(function: Function) -> Result<Context> {
         .await
         .with_context(|| format!("database {}", config.database.path))?;
     let client = nats::connect(&config.nats, &function.service_name()).await?;
+    let announce = lifecycle::Settings {
+        metrics_port: config.metrics.port,
+        heartbeat: Duration::from_secs(config.heartbeat_seconds.max(1)),
+    };
+    let lifecycle = lifecycle::Lifecycle::start(&client, function, announce).await;
     Ok(Context {
         function,
         config,
@@ -100,6 +109,7 @@ pub async fn start(function: Function) -> Result<Context> {
         store,
         stats: Arc::new(service::WorkStats::default()),
         shutdown: Shutdown::install(),
+        lifecycle,
     })
 }
 
