@@ -332,3 +332,60 @@ pub async fn wait_registered(client: &async_nats::Client, service: &str, timeout
     .await
     .context("function did not register")
 }
+
+/// One test's world: a nats-server, a temp dir, a database file and a config for them.
+pub struct Rig {
+    pub nats: NatsServer,
+    pub dir: TempDir,
+    pub db: String,
+    pub config: String,
+}
+
+impl Rig {
+    /// `extra_toml` goes into the config file (top-level keys first, then tables).
+    pub fn new(tag: &str, extra_toml: &str) -> Rig {
+        let nats = NatsServer::start();
+        let dir = TempDir::new(tag);
+        let db = dir.file("userstats.db");
+        let config = write_config(&dir, &nats.url(), &db, extra_toml);
+        Rig { nats, dir, db, config }
+    }
+
+    /// Starts a function and waits until its micro service answers.
+    pub async fn start(&self, function: &str) -> FunctionProcess {
+        let f = FunctionProcess::spawn(function, &self.config, &self.dir, &[]);
+        let client = self.nats.client().await;
+        if let Err(e) = wait_registered(&client, &format!("userstats-{function}"), Duration::from_secs(20)).await {
+            panic!("{e:#}\n{}", f.log_text());
+        }
+        f
+    }
+
+    /// Waits until `function` has seen `n` events (applied, or skipped as duplicates).
+    pub async fn wait_seen(&self, function: &str, n: i64) {
+        self.wait_counted(function, n, true).await
+    }
+
+    /// Waits until `function` has applied `n` distinct events.
+    pub async fn wait_applied(&self, function: &str, n: i64) {
+        self.wait_counted(function, n, false).await
+    }
+
+    async fn wait_counted(&self, function: &str, n: i64, with_duplicates: bool) {
+        let store = open_store(&self.db).await;
+        let seen = || async {
+            let dup = if with_duplicates { store.counter(function, "duplicates").await.unwrap_or(0) } else { 0 };
+            store.counter(function, "events_applied").await.unwrap_or(0) + dup
+        };
+        if let Err(e) =
+            eventually(Duration::from_secs(60), &format!("{function} saw {n} events"), || async { seen().await >= n })
+                .await
+        {
+            panic!("{e:#}: {:?}", store.counters(function).await);
+        }
+    }
+
+    pub async fn store(&self) -> shared::store::Store {
+        open_store(&self.db).await
+    }
+}

@@ -9,55 +9,14 @@ const D: &str = "cytu.be";
 const CH: &str = "420Grindhouse";
 const T0: i64 = 1_763_884_800_000; // 2025-11-23T08:00:00Z
 
-struct Rig {
-    nats: NatsServer,
-    dir: TempDir,
-    db: String,
-    config: String,
-}
-
-impl Rig {
-    fn new() -> Rig {
-        let nats = NatsServer::start();
-        let dir = TempDir::new("chat");
-        let db = dir.file("userstats.db");
-        let config = write_config(&dir, &nats.url(), &db, "");
-        Rig { nats, dir, db, config }
-    }
-
-    fn chat(&self) -> FunctionProcess {
-        FunctionProcess::spawn("ingest-chat", &self.config, &self.dir, &[])
-    }
-
-    async fn started_chat(&self) -> FunctionProcess {
-        let f = self.chat();
-        let client = self.nats.client().await;
-        wait_registered(&client, "userstats-ingest-chat", Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|e| panic!("{e}: {}", f.log_text()));
-        f
-    }
-
-    async fn wait_applied(&self, n: i64) {
-        let store = open_store(&self.db).await;
-        let r = eventually(Duration::from_secs(60), &format!("{n} chat events applied"), || async {
-            store.counter("ingest-chat", "events_applied").await.unwrap_or(0) >= n
-        })
-        .await;
-        if let Err(e) = r {
-            panic!("{e}; applied = {:?}", store.counters("ingest-chat").await);
-        }
-    }
-}
-
 fn id(seed: u32, i: usize) -> String {
     format!("{seed:08x}-0000-4000-8000-{i:012x}")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fixture_chat_events_give_the_documented_numbers() {
-    let rig = Rig::new();
-    let _f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let _f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let fixtures: Vec<(String, String)> = fixtures("events.jsonl").into_iter().map(|f| (f.subject, f.data)).collect();
     publish_all(&client, &fixtures).await.unwrap();
@@ -99,6 +58,18 @@ async fn fixture_chat_events_give_the_documented_numbers() {
     assert_eq!(store.hourly(D, CH, T0, T0 + 3_600_000).await.unwrap(), vec![(T0, 15, 5)]);
 }
 
+/// Every user's messages and kudos are exactly the expected ones.
+async fn assert_counts(rig: &Rig, messages: &HashMap<String, i64>, kudos: &HashMap<String, i64>) {
+    let store = rig.store().await;
+    for (u, n) in messages {
+        assert_eq!(store.user_counts(D, CH, u).await.unwrap().messages, *n, "messages of {u}");
+    }
+    for (u, n) in kudos {
+        let c = store.user_counts(D, CH, u).await.unwrap();
+        assert_eq!(c.kudos_plusplus + c.kudos_phrases, *n, "kudos of {u}");
+    }
+}
+
 /// A deterministic mix over 200 users; the expected numbers are computed independently here.
 /// (messages to publish, expected messages per user, expected kudos per user)
 type Mixed = (Vec<(String, String)>, HashMap<String, i64>, HashMap<String, i64>);
@@ -136,28 +107,22 @@ fn mixed_stream(n: usize, seed: u32) -> Mixed {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_published_message_is_counted_once_with_its_kudos() {
-    let rig = Rig::new();
-    let _f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let _f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let (stream, messages, kudos) = mixed_stream(5000, 7);
     publish_all(&client, &stream).await.unwrap();
-    rig.wait_applied(5000).await;
+    rig.wait_applied("ingest-chat", 5000).await;
     let store = open_store(&rig.db).await;
     assert_eq!(store.total(D, "total_messages").await.unwrap(), 5000);
     assert_eq!(store.total(D, "total_users").await.unwrap(), 200);
-    for (u, n) in &messages {
-        assert_eq!(store.user_counts(D, CH, u).await.unwrap().messages, *n, "messages of {u}");
-    }
-    for (u, n) in &kudos {
-        let c = store.user_counts(D, CH, u).await.unwrap();
-        assert_eq!(c.kudos_plusplus + c.kudos_phrases, *n, "kudos of {u}");
-    }
+    assert_counts(&rig, &messages, &kudos).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_event_twice_is_counted_once_even_on_another_subject() {
-    let rig = Rig::new();
-    let _f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let _f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let (subject, body) = chat(CH, "alice", "hi", T0, &id(1, 1));
     let again = ("kryten.events.cytube.elsewhere.chatmsg".to_string(), body.clone());
@@ -174,8 +139,8 @@ async fn the_same_event_twice_is_counted_once_even_on_another_subject() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_stream_and_restarted_nothing_lost_nothing_doubled() {
-    let rig = Rig::new();
-    let mut f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let mut f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let (stream, messages, kudos) = mixed_stream(30_000, 11);
     publish_all(&client, &stream).await.unwrap();
@@ -187,23 +152,17 @@ async fn killed_mid_stream_and_restarted_nothing_lost_nothing_doubled() {
     .unwrap();
     f.kill();
     let before = store.counter("ingest-chat", "events_applied").await.unwrap();
-    let _f2 = rig.started_chat().await;
-    rig.wait_applied(30_000).await;
+    let _f2 = rig.start("ingest-chat").await;
+    rig.wait_applied("ingest-chat", 30_000).await;
     assert!(before < 30_000, "the kill must land mid-stream (applied {before})");
     assert_eq!(store.total(D, "total_messages").await.unwrap(), 30_000);
-    for (u, n) in &messages {
-        assert_eq!(store.user_counts(D, CH, u).await.unwrap().messages, *n, "messages of {u}");
-    }
-    for (u, n) in &kudos {
-        let c = store.user_counts(D, CH, u).await.unwrap();
-        assert_eq!(c.kudos_plusplus + c.kudos_phrases, *n, "kudos of {u}");
-    }
+    assert_counts(&rig, &messages, &kudos).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_input_is_rejected_and_counted_and_good_events_around_it_apply() {
-    let rig = Rig::new();
-    let f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let s = subject(CH, "chatMsg");
     let mut bad: Vec<Vec<u8>> = fixtures("malformed.jsonl")
@@ -273,8 +232,8 @@ async fn malformed_input_is_rejected_and_counted_and_good_events_around_it_apply
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_as_a_micro_service_with_moving_counters() {
-    let rig = Rig::new();
-    let _f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let _f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let info = client.request("$SRV.INFO.userstats-ingest-chat", "".into()).await.unwrap();
     let info: Value = serde_json::from_slice(&info.payload).unwrap();
@@ -284,7 +243,7 @@ async fn registers_as_a_micro_service_with_moving_counters() {
     assert_eq!(info["endpoints"][0]["subject"], "userstats.ingest-chat.status");
     let (s, b) = chat(CH, "alice", "hi", T0, &id(3, 1));
     publish_all(&client, &[(s, b)]).await.unwrap();
-    rig.wait_applied(1).await;
+    rig.wait_applied("ingest-chat", 1).await;
     let stats = client.request("$SRV.STATS.userstats-ingest-chat", "".into()).await.unwrap();
     let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
     assert_eq!(stats["endpoints"][0]["data"]["events_applied"], 1, "{stats}");
@@ -295,8 +254,8 @@ async fn registers_as_a_micro_service_with_moving_counters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_exits_zero_within_5s() {
-    let rig = Rig::new();
-    let mut f = rig.started_chat().await;
+    let rig = Rig::new("chat", "");
+    let mut f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let (stream, _, _) = mixed_stream(3000, 5);
     publish_all(&client, &stream).await.unwrap();
@@ -309,8 +268,8 @@ async fn sigterm_drains_and_exits_zero_within_5s() {
             .await;
     assert!(!matches!(gone, Ok(Ok(_))), "still answering after exit");
     // Whatever it had not applied is applied by the next start, exactly once.
-    let _f2 = rig.started_chat().await;
-    rig.wait_applied(3000).await;
+    let _f2 = rig.start("ingest-chat").await;
+    rig.wait_applied("ingest-chat", 3000).await;
     let store = open_store(&rig.db).await;
     assert_eq!(store.total(D, "total_messages").await.unwrap(), 3000);
 }

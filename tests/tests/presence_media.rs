@@ -11,51 +11,12 @@ const D: &str = "cytu.be";
 const CH: &str = "420Grindhouse";
 const T0: i64 = 1_763_884_800_000;
 
-struct Rig {
-    nats: NatsServer,
-    dir: TempDir,
-    db: String,
-    config: String,
+/// Closed (total, not-AFK) seconds of a user.
+async fn activity(rig: &Rig, user: &str) -> Option<(i64, i64)> {
+    let store = rig.store().await;
+    let mut tx = store.write().await.unwrap();
+    tx.activity(D, CH, user).await.unwrap().map(|(t, n)| (t / 1000, n / 1000))
 }
-
-impl Rig {
-    fn new(extra_toml: &str) -> Rig {
-        let nats = NatsServer::start();
-        let dir = TempDir::new("presence");
-        let db = dir.file("userstats.db");
-        let config = write_config(&dir, &nats.url(), &db, extra_toml);
-        Rig { nats, dir, db, config }
-    }
-
-    async fn start(&self, function: &str) -> FunctionProcess {
-        let f = FunctionProcess::spawn(function, &self.config, &self.dir, &[]);
-        let client = self.nats.client().await;
-        wait_registered(&client, &format!("userstats-{function}"), Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|e| panic!("{e}: {}", f.log_text()));
-        f
-    }
-
-    /// Waits until `function` has seen (applied or skipped as duplicate) `n` events.
-    async fn wait_seen(&self, function: &str, n: i64) {
-        let store = open_store(&self.db).await;
-        eventually(Duration::from_secs(60), &format!("{function} saw {n} events"), || async {
-            store.counter(function, "events_applied").await.unwrap_or(0)
-                + store.counter(function, "duplicates").await.unwrap_or(0)
-                >= n
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Closed (total, not-AFK) seconds of a user.
-    async fn activity(&self, user: &str) -> Option<(i64, i64)> {
-        let store = open_store(&self.db).await;
-        let mut tx = store.write().await.unwrap();
-        tx.activity(D, CH, user).await.unwrap().map(|(t, n)| (t / 1000, n / 1000))
-    }
-}
-
 fn ev(event: &str, payload: serde_json::Value, at_ms: i64, id: &str) -> (String, String) {
     (subject(CH, event), envelope(event, payload, CH, at_ms, id))
 }
@@ -66,7 +27,7 @@ fn join(name: &str, at_ms: i64, id: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn time_in_channel_survives_kills_and_replicas_between_events() {
-    let rig = Rig::new("");
+    let rig = Rig::new("presence", "");
     let client = rig.nats.client().await;
     let events = [
         join("alice", T0, "p-1"),
@@ -83,12 +44,12 @@ async fn time_in_channel_survives_kills_and_replicas_between_events() {
         a.kill();
         b.kill();
     }
-    assert_eq!(rig.activity("alice").await, Some((1800, 1500)));
+    assert_eq!(activity(&rig, "alice").await, Some((1800, 1500)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_userlist_closes_absent_users_and_a_repeated_join_keeps_the_session() {
-    let rig = Rig::new("");
+    let rig = Rig::new("presence", "");
     let _p = rig.start("ingest-presence").await;
     let client = rig.nats.client().await;
     let list = |names: &[&str], at: i64, id: &str| {
@@ -103,13 +64,13 @@ async fn a_userlist_closes_absent_users_and_a_repeated_join_keeps_the_session() 
     ];
     publish_all(&client, &stream).await.unwrap();
     rig.wait_seen("ingest-presence", 4).await;
-    assert_eq!(rig.activity("bob").await, Some((300, 300)), "bob closed at the second list's time");
-    assert_eq!(rig.activity("alice").await, Some((400, 400)));
+    assert_eq!(activity(&rig, "bob").await, Some((300, 300)), "bob closed at the second list's time");
+    assert_eq!(activity(&rig, "alice").await, Some((400, 400)));
 }
 
 /// Every user's closed activity after a presence stream, sorted.
 async fn presence_totals(replicas: usize) -> (Vec<(String, Option<(i64, i64)>)>, i64) {
-    let rig = Rig::new("[snapshots]\ninterval_seconds = 1\n");
+    let rig = Rig::new("presence", "[snapshots]\ninterval_seconds = 1\n");
     let _procs: Vec<FunctionProcess> = {
         let mut v = Vec::new();
         for _ in 0..replicas {
@@ -159,7 +120,7 @@ async fn three_replicas_give_the_same_totals_as_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn media_log_votes_and_emote_changes_reach_chat() {
-    let rig = Rig::new("");
+    let rig = Rig::new("presence", "");
     let _m = rig.start("ingest-media").await;
     let _c = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
@@ -205,7 +166,7 @@ async fn media_log_votes_and_emote_changes_reach_chat() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn core_nats_mode_counts_without_jetstream_state() {
-    let rig = Rig::new("[ingest]\nmode = \"core\"\n");
+    let rig = Rig::new("presence", "[ingest]\nmode = \"core\"\n");
     let _c = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
     let stream: Vec<_> =
