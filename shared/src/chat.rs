@@ -257,8 +257,14 @@ impl ChatHandler {
         for ((d, c, key, emote), n) in &fold.emotes {
             tx.add_emote_uses(d, c, key, emote, *n).await?;
         }
+        let mut per_channel: HashMap<(&str, &str), i64> = HashMap::new();
         for ((d, c, hour), (messages, kudos)) in &fold.hourly {
             tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
+            *per_channel.entry((d, c)).or_default() += messages;
+        }
+        // Kept forever (hourly buckets are pruned by retention): the metrics' channel figure.
+        for ((d, c), n) in per_channel {
+            tx.add_total(d, &channel_messages_total(c), n).await?;
         }
         for ((d, key), n) in &fold.pms {
             tx.add_pms(d, key, *n).await?;
@@ -271,6 +277,11 @@ impl ChatHandler {
         }
         Ok(())
     }
+}
+
+/// The `totals` name of a channel's message count.
+pub fn channel_messages_total(channel: &str) -> String {
+    format!("channel_messages:{channel}")
 }
 
 /// The `versions` key that moves when a channel's emote list changes.

@@ -132,6 +132,8 @@ impl Handler for MediaHandler {
     async fn apply(&mut self, tx: &mut Tx, events: &[&Parsed], report: &mut Report) -> Result<()> {
         let mut channels: HashMap<(String, String), i64> = HashMap::new();
         let mut emotes_changed: BTreeSet<(String, String)> = BTreeSet::new();
+        // Latest time each channel's emote list was stated or changed.
+        let mut emotes_at: HashMap<(String, String), i64> = HashMap::new();
         for p in events {
             let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
             let emotes = match &p.event {
@@ -187,11 +189,21 @@ impl Handler for MediaHandler {
             if emotes {
                 emotes_changed.insert((d.to_string(), c.to_string()));
             }
+            if matches!(
+                p.event,
+                Event::EmoteList(_) | Event::UpdateEmote(_) | Event::RemoveEmote { .. } | Event::RenameEmote { .. }
+            ) {
+                let at = emotes_at.entry((d.to_string(), c.to_string())).or_insert(t);
+                *at = (*at).max(t);
+            }
             let ch = channels.entry((d.to_string(), c.to_string())).or_insert(t);
             *ch = (*ch).min(t);
         }
         for ((d, c), t) in &channels {
             tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
+        }
+        for ((d, c), t) in &emotes_at {
+            tx.mark_emotes_at(d, c, *t).await?;
         }
         for (d, c) in emotes_changed {
             tx.bump_version(&emote_version_key(&d, &c)).await?;

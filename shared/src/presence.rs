@@ -112,6 +112,9 @@ struct Batch {
     known: HashMap<(String, String), (String, i64)>,
     usercounts: HashMap<ChannelKey, (i64, i64)>,
     channels: HashMap<ChannelKey, i64>,
+    /// Set when applying a KV snapshot: user key → last seen, so that a listed user whose
+    /// session was closed after the snapshot's time is not reopened by it.
+    snapshot_last_seen: Option<HashMap<String, i64>>,
 }
 
 impl Batch {
@@ -240,7 +243,19 @@ impl PresenceHandler {
         let key = user.name.to_lowercase();
         b.see_user(d, &key, &user.name, t);
         let s = match b.get(tx, d, c, &key).await? {
-            None => Session::open(t, user.afk.unwrap_or(false)),
+            None => {
+                // A snapshot older than what we know of this user (left since) opens nothing.
+                if b.snapshot_last_seen.as_ref().and_then(|m| m.get(&key)).is_some_and(|seen| *seen > t) {
+                    report.count("stale_snapshot_users");
+                    return Ok(());
+                }
+                Session::open(t, user.afk.unwrap_or(false))
+            }
+            // Older than the session's last presence event: it cannot override it.
+            Some(s) if s.last_event_ms > t => {
+                report.count("stale_presence_events");
+                return Ok(());
+            }
             Some(mut s) => {
                 match user.afk {
                     Some(afk) => s.set_afk(afk, t, &self.clamp, report),
@@ -316,11 +331,32 @@ impl PresenceHandler {
             self.join(tx, b, p, u, report).await?;
         }
         for key in open {
-            if !listed.contains(&key) {
-                self.leave(tx, b, (d, c), &key, t, report).await?;
+            if listed.contains(&key) {
+                continue;
             }
+            // A session whose last event is newer than the list is not closed by it.
+            if b.get(tx, d, c, &key).await?.is_some_and(|s| s.last_event_ms > t) {
+                report.count("stale_presence_events");
+                continue;
+            }
+            self.leave(tx, b, (d, c), &key, t, report).await?;
         }
         Ok(())
+    }
+
+    /// Applies a userlist read from the bridge's KV (`p.time_ms` = the time of the put) in
+    /// the open transaction: the same rules as a live `userlist`, and a listed user without a
+    /// session who was seen after the snapshot (a leave we already know of) is not reopened.
+    pub async fn apply_snapshot(&mut self, tx: &mut Tx, p: &Parsed, report: &mut Report) -> Result<()> {
+        let Event::Userlist(users) = &p.event else {
+            report.unknown += 1;
+            return Ok(());
+        };
+        let last_seen = tx.users_last_seen(&p.domain).await?.into_iter().collect();
+        let mut b = Batch { snapshot_last_seen: Some(last_seen), ..Batch::default() };
+        b.channels.insert((p.domain.clone(), p.channel.clone()), p.time_ms);
+        self.userlist(tx, &mut b, p, users, report).await?;
+        b.write(tx).await
     }
 
     /// The channels to snapshot: the configured ones (under the name events use, when seen),

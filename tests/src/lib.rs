@@ -231,8 +231,10 @@ pub fn write_config(dir: &TempDir, nats_url: &str, db: &str, extra_toml: &str) -
     } else {
         (extra_toml.to_string(), "[ingest]\nack_wait_seconds = 2\n".to_string())
     };
+    // The fixtures are dated 2025-11-23: keep them out of retention pruning whatever today is.
+    let retention = if extra_toml.contains("[retention]") { "" } else { "[retention]\ndays = 36500\n" };
     let text = format!(
-        "ignore_users = [\"KrytenBot\"]\n{extra}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\npath = \"{db}\"\n{ingest}"
+        "ignore_users = [\"KrytenBot\"]\n{extra}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\npath = \"{db}\"\n{ingest}{retention}"
     );
     std::fs::write(&path, text).expect("write config");
     path

@@ -12,6 +12,7 @@
 pub mod ingest;
 pub mod lifecycle;
 pub mod nats;
+pub mod query;
 pub mod service;
 
 use crate::config::Config;

@@ -111,3 +111,22 @@ pub fn hostname() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// Asks every instance on a `$SRV.*` subject (e.g. `$SRV.STATS`) and collects the JSON
+/// replies that arrive within `wait` (what `nats micro stats` does; a plain request would
+/// return only the first reply).
+pub async fn scatter(client: &async_nats::Client, subject: &str, wait: std::time::Duration) -> Vec<Value> {
+    let inbox = client.new_inbox();
+    let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return Vec::new() };
+    if client.publish_with_reply(subject.to_string(), inbox, "".into()).await.is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        if let Ok(v) = serde_json::from_slice::<Value>(&m.payload) {
+            out.push(v);
+        }
+    }
+    out
+}

@@ -83,6 +83,29 @@ impl Tx {
         Ok(n > 0)
     }
 
+    /// Records that a channel's emote list was stated or changed at `at_ms` (kept as the
+    /// latest such time, in `versions` under `emotes_ms:{domain}:{channel}`), so that an older
+    /// snapshot of the list does not override it.
+    pub async fn mark_emotes_at(&mut self, domain: &str, channel: &str, at_ms: i64) -> Result<()> {
+        self.exec(
+            "INSERT INTO versions(name, version) VALUES (?1, ?2) \
+             ON CONFLICT(name) DO UPDATE SET version = MAX(version, excluded.version)",
+            (format!("emotes_ms:{domain}:{channel}"), at_ms),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The latest time a channel's emote list was stated or changed (see [`Tx::mark_emotes_at`]).
+    pub async fn emotes_at(&mut self, domain: &str, channel: &str) -> Result<Option<i64>> {
+        let rows = self
+            .rows("SELECT version FROM versions WHERE name = ?1", [format!("emotes_ms:{domain}:{channel}")], |r| {
+                Ok(r.get::<i64>(0)?)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
     /// Remembers the playlist uid now playing in a channel.
     pub async fn set_current_uid(&mut self, domain: &str, channel: &str, uid: i64) -> Result<()> {
         self.exec(

@@ -11,7 +11,9 @@
 //!   `crate::chat` (and friends) decides *what* to write, `Tx` knows *how*.
 //! * `reads` holds the read queries the query functions answer from.
 
+mod admin;
 mod media;
+mod metrics;
 mod presence;
 mod reads;
 mod schema;
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
 pub use write::{Counts, EmoteInterval};
 

@@ -30,6 +30,14 @@ impl Tx {
         Ok(rows.into_iter().next())
     }
 
+    /// Every user of a domain with their last seen time, by user key.
+    pub async fn users_last_seen(&mut self, domain: &str) -> Result<Vec<(String, i64)>> {
+        self.rows("SELECT name_key, last_seen_ms FROM users WHERE domain = ?1", [domain], |r| {
+            Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+        })
+        .await
+    }
+
     /// Every open session of a channel, by user key.
     pub async fn sessions(&mut self, domain: &str, channel: &str) -> Result<Vec<(String, Session)>> {
         self.rows(

@@ -24,7 +24,7 @@ pub struct VoteRow {
 }
 
 impl Store {
-    async fn all<T>(
+    pub(super) async fn all<T>(
         &self,
         sql: &str,
         params: impl IntoParams,
@@ -177,5 +177,280 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .await
+    }
+}
+
+// Read queries of the query functions (`crate::query`). Per-user answers are primary-key
+// lookups; leaderboards read the maintained aggregates.
+impl Store {
+    /// The stored name of a channel given its name or subject token in any case.
+    pub async fn resolve_channel(&self, domain: &str, name: &str, token: &str) -> Result<Option<String>> {
+        let v = self
+            .all(
+                "SELECT channel FROM channels WHERE domain = ?1 AND (channel = ?2 OR token = ?3 \
+                 OR lower(channel) = lower(?2)) ORDER BY channel = ?2 DESC LIMIT 1",
+                [domain, name, token],
+                |r| Ok(r.get::<String>(0)?),
+            )
+            .await?;
+        Ok(v.into_iter().next())
+    }
+
+    /// A user's message counts per channel (not the domain rollup), count desc.
+    pub async fn user_channel_messages(&self, domain: &str, name: &str) -> Result<Vec<(String, i64)>> {
+        self.all(
+            "SELECT channel, messages FROM user_counts WHERE domain = ?1 AND name_key = ?2 AND channel <> '' \
+             AND messages > 0 ORDER BY messages DESC, channel",
+            [domain, &name.to_lowercase()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .await
+    }
+
+    /// A user's time per channel (`channel = None`: every channel with closed or open time).
+    pub async fn user_activity(
+        &self,
+        domain: &str,
+        channel: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<crate::api::ActivityRow>> {
+        let key = name.to_lowercase();
+        let (closed_sql, open_sql) = match channel {
+            Some(_) => (
+                "SELECT channel, total_ms, not_afk_ms FROM activity WHERE domain = ?1 AND name_key = ?2 AND channel = ?3",
+                "SELECT channel, joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
+                 WHERE domain = ?1 AND name_key = ?2 AND channel = ?3",
+            ),
+            None => (
+                "SELECT channel, total_ms, not_afk_ms FROM activity WHERE domain = ?1 AND name_key = ?2 AND ?3 = ''",
+                "SELECT channel, joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
+                 WHERE domain = ?1 AND name_key = ?2 AND ?3 = ''",
+            ),
+        };
+        let ch = channel.unwrap_or("");
+        let closed: Vec<(String, i64, i64)> =
+            self.all(closed_sql, [domain, &key, ch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).await?;
+        let open: Vec<(String, crate::presence::Session)> = self
+            .all(open_sql, [domain, &key, ch], |r| {
+                Ok((
+                    r.get(0)?,
+                    crate::presence::Session {
+                        joined_ms: r.get(1)?,
+                        afk: r.get::<i64>(2)? != 0,
+                        afk_since_ms: r.get(3)?,
+                        afk_ms: r.get(4)?,
+                        last_event_ms: r.get(5)?,
+                    },
+                ))
+            })
+            .await?;
+        let mut out: Vec<crate::api::ActivityRow> = closed
+            .into_iter()
+            .map(|(channel, t, n)| crate::api::ActivityRow {
+                channel,
+                closed_total_ms: t,
+                closed_not_afk_ms: n,
+                open: None,
+            })
+            .collect();
+        for (channel, s) in open {
+            match out.iter_mut().find(|a| a.channel == channel) {
+                Some(a) => a.open = Some(s),
+                None => out.push(crate::api::ActivityRow {
+                    channel,
+                    closed_total_ms: 0,
+                    closed_not_afk_ms: 0,
+                    open: Some(s),
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.channel.cmp(&b.channel));
+        Ok(out)
+    }
+
+    /// The aliases of a user (lowercase), sorted.
+    pub async fn user_aliases(&self, name: &str) -> Result<Vec<String>> {
+        self.all("SELECT alias FROM aliases WHERE name_key = ?1 ORDER BY alias", [name.to_lowercase()], |r| {
+            Ok(r.get(0)?)
+        })
+        .await
+    }
+
+    /// Every alias as (display name of its user, alias), by user then alias.
+    pub async fn all_aliases(&self) -> Result<Vec<(String, String)>> {
+        self.all("SELECT display, alias FROM aliases ORDER BY name_key, alias", (), |r| Ok((r.get(0)?, r.get(1)?)))
+            .await
+    }
+
+    /// The display name of the user an alias belongs to.
+    pub async fn alias_owner(&self, alias: &str) -> Result<Option<String>> {
+        let v = self
+            .all("SELECT display FROM aliases WHERE alias = ?1", [alias.to_lowercase()], |r| Ok(r.get::<String>(0)?))
+            .await?;
+        Ok(v.into_iter().next())
+    }
+
+    /// The trigger phrases, sorted.
+    pub async fn kudos_phrases(&self) -> Result<Vec<String>> {
+        self.all("SELECT phrase FROM kudos_phrases ORDER BY phrase", (), |r| Ok(r.get(0)?)).await
+    }
+
+    /// Population snapshots of a channel from `from_ms` on, newest first.
+    pub async fn snapshots(
+        &self,
+        domain: &str,
+        channel: &str,
+        from_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::api::SnapshotRow>> {
+        self.all(
+            "SELECT slot_ms, connected_count, chat_count, usercount FROM population \
+             WHERE domain = ?1 AND channel = ?2 AND slot_ms >= ?3 ORDER BY slot_ms DESC LIMIT ?4",
+            (domain, channel, from_ms, limit),
+            |r| {
+                Ok(crate::api::SnapshotRow {
+                    at_ms: r.get(0)?,
+                    connected_count: r.get(1)?,
+                    chat_count: r.get(2)?,
+                    usercount: r.get(3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// (present users, present and not AFK, latest usercount) of a channel now.
+    pub async fn live_population(&self, domain: &str, channel: &str) -> Result<(i64, i64, Option<i64>)> {
+        let v = self
+            .all(
+                "SELECT (SELECT COUNT(*) FROM sessions WHERE domain = ?1 AND channel = ?2), \
+                 (SELECT COUNT(*) FROM sessions WHERE domain = ?1 AND channel = ?2 AND afk = 0), \
+                 (SELECT usercount FROM channel_state WHERE domain = ?1 AND channel = ?2)",
+                [domain, channel],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .await?;
+        Ok(v.into_iter().next().unwrap_or((0, 0, None)))
+    }
+
+    /// The highest `high` and lowest `low` watermark of a channel from `from_ms` on.
+    pub async fn watermark_extremes(
+        &self,
+        domain: &str,
+        channel: &str,
+        from_ms: i64,
+    ) -> Result<(Option<crate::api::WatermarkRow>, Option<crate::api::WatermarkRow>)> {
+        let row = |r: &libsql::Row| {
+            Ok(crate::api::WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? })
+        };
+        let high = self
+            .all(
+                "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
+                 AND kind = 'high' AND at_ms >= ?3 ORDER BY total_users DESC, at_ms DESC LIMIT 1",
+                (domain, channel, from_ms),
+                row,
+            )
+            .await?;
+        let low = self
+            .all(
+                "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
+                 AND kind = 'low' AND at_ms >= ?3 ORDER BY total_users ASC, at_ms DESC LIMIT 1",
+                (domain, channel, from_ms),
+                row,
+            )
+            .await?;
+        Ok((high.into_iter().next(), low.into_iter().next()))
+    }
+
+    /// A channel's media log, newest first, as (at_ms, type, id, cleaned title).
+    pub async fn media_history(
+        &self,
+        domain: &str,
+        channel: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, String)>> {
+        self.all(
+            "SELECT at_ms, media_type, media_id, title FROM media_log WHERE domain = ?1 AND channel = ?2 \
+             ORDER BY at_ms DESC, id DESC LIMIT ?3",
+            (domain, channel, limit),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .await
+    }
+
+    /// Votes per media item of a channel with the latest logged title of each.
+    pub async fn titled_votes(&self, domain: &str, channel: &str) -> Result<Vec<crate::api::TitledVoteRow>> {
+        self.all(
+            "SELECT v.media_type, v.media_id, \
+             (SELECT m.title FROM media_log m WHERE m.domain = v.domain AND m.channel = v.channel \
+              AND m.media_type = v.media_type AND m.media_id = v.media_id ORDER BY m.at_ms DESC, m.id DESC LIMIT 1), \
+             SUM(v.vote > 0), SUM(v.vote < 0), MAX(v.at_ms) FROM movie_votes v \
+             WHERE v.domain = ?1 AND v.channel = ?2 GROUP BY v.media_type, v.media_id",
+            [domain, channel],
+            |r| {
+                Ok(crate::api::TitledVoteRow {
+                    media_type: r.get(0)?,
+                    media_id: r.get(1)?,
+                    title: r.get(2)?,
+                    upvotes: r.get(3)?,
+                    downvotes: r.get(4)?,
+                    last_vote_ms: r.get(5)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Hourly buckets of a channel in [from, to) with the average present users of the
+    /// hour's population snapshots, oldest first.
+    pub async fn hourly_series(
+        &self,
+        domain: &str,
+        channel: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::api::HourRow>> {
+        self.all(
+            "SELECT h.hour_ms, h.messages, h.kudos, (SELECT AVG(p.connected_count) FROM population p \
+             WHERE p.domain = h.domain AND p.channel = h.channel AND p.slot_ms >= h.hour_ms \
+             AND p.slot_ms < h.hour_ms + 3600000) FROM hourly h \
+             WHERE h.domain = ?1 AND h.channel = ?2 AND h.hour_ms >= ?3 AND h.hour_ms < ?4 ORDER BY h.hour_ms",
+            (domain, channel, from_ms, to_ms),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .await
+    }
+
+    /// Sum of one durable counter over every function (`events_applied`...).
+    pub async fn counter_sum(&self, name: &str) -> Result<i64> {
+        let v = self
+            .all("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = ?1", [name], |r| Ok(r.get::<i64>(0)?))
+            .await?;
+        Ok(v.into_iter().next().unwrap_or(0))
+    }
+
+    /// Open sessions over every channel of a domain.
+    pub async fn open_sessions(&self, domain: &str) -> Result<i64> {
+        let v = self.all("SELECT COUNT(*) FROM sessions WHERE domain = ?1", [domain], |r| Ok(r.get::<i64>(0)?)).await?;
+        Ok(v.into_iter().next().unwrap_or(0))
+    }
+
+    /// True when the database answers a trivial statement.
+    pub async fn ping(&self) -> bool {
+        self.all("SELECT 1", (), |r| Ok(r.get::<i64>(0)?)).await.is_ok()
+    }
+}
+
+impl Store {
+    /// The first channel seen in a domain (by name), for commands whose channel defaults.
+    pub async fn first_channel(&self, domain: &str) -> Result<Option<String>> {
+        let v = self
+            .all(
+                "SELECT channel FROM channels WHERE domain = ?1 ORDER BY first_seen_ms, channel LIMIT 1",
+                [domain],
+                |r| Ok(r.get::<String>(0)?),
+            )
+            .await?;
+        Ok(v.into_iter().next())
     }
 }

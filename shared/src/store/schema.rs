@@ -74,4 +74,10 @@ CREATE TABLE playlist(domain TEXT NOT NULL, channel TEXT NOT NULL, uid INTEGER N
     r#"
 CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL) WITHOUT ROWID;
 "#,
+    // 3: per-user lookups across channels (the query functions' user.* answers).
+    r#"
+CREATE INDEX IF NOT EXISTS user_counts_by_user ON user_counts(domain, name_key);
+CREATE INDEX IF NOT EXISTS activity_by_user ON activity(domain, name_key);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(domain, name_key);
+"#,
 ];

@@ -1,0 +1,218 @@
+//! The request plumbing of the query functions (03-api.md §1), shared by `query-user` and
+//! `query-leaderboard`:
+//!
+//! * registration as a NATS micro service whose endpoints are the function's commands
+//!   (endpoint name = command, subject `userstats.query.{command}`, default queue group, so
+//!   replicas share the load and `$SRV.INFO`/`$SRV.STATS` list and count every command);
+//! * the two routed surfaces: the seed subjects `cytube.query.userstats.{domain}.{command}`
+//!   and the Kryten command subject `kryten.userstats.command`. Both functions
+//!   queue-subscribe them in one shared queue group per subject, so exactly one replica of
+//!   either function receives each request; it answers malformed requests and unknown
+//!   commands itself and forwards every known command to the owning micro endpoint (a NATS
+//!   request), relaying the answer — so the same handler, and the same JSON, serves all
+//!   three surfaces.
+//!
+//! Failures on the micro surface carry the JSON envelope as body *and* the
+//! `Nats-Service-Error`/`Nats-Service-Error-Code` headers (set here: async-nats' own error
+//! reply has an empty body). Every request is answered, a panicking handler included.
+
+use super::{block_on, start, Context, Function};
+use crate::api::{self, ApiError, Owner, Params};
+use crate::query::{self, Ctx};
+use anyhow::{anyhow, Result};
+use async_nats::service::ServiceExt;
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a routed request waits for the owning function's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long `ping_fleet` collects `$SRV.PING` replies.
+const PING_WINDOW: Duration = Duration::from_millis(300);
+
+/// Runs a query function to the end: start-up, micro service with the commands `owner`
+/// answers, the routers, graceful stop.
+pub fn run_query(function: Function, owner: Owner) -> std::process::ExitCode {
+    block_on(function, async move {
+        let ctx = start(function).await?;
+        serve(ctx, owner).await
+    })
+}
+
+/// Serves until shutdown.
+pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
+    let Context { function, config, client, store, mut shutdown, .. } = ctx;
+    let q = Arc::new(Ctx {
+        config,
+        store: tokio::sync::Mutex::new(store),
+        client: client.clone(),
+        started: Instant::now(),
+        stats: Default::default(),
+        version: function.version,
+    });
+    let stats_q = q.clone();
+    let metadata = HashMap::from([
+        ("function".to_string(), function.name.to_string()),
+        ("project".to_string(), "kryten-userstats".to_string()),
+        ("hostname".to_string(), super::service::hostname()),
+    ]);
+    let service = client
+        .service_builder()
+        .description(function.description)
+        .metadata(metadata)
+        .stats_handler(move |_endpoint, _stats| stats_q.stats.to_json())
+        .start(function.service_name(), function.version)
+        .await
+        .map_err(|e| anyhow!("cannot register micro service {}: {e}", function.service_name()))?;
+    for command in api::COMMANDS.iter().filter(|c| c.owner == owner) {
+        let mut endpoint = service
+            .endpoint_builder()
+            .name(command.name)
+            .add(api::micro_subject(command.name))
+            .await
+            .map_err(|e| anyhow!("cannot add endpoint {}: {e}", command.name))?;
+        let q = q.clone();
+        tokio::spawn(async move {
+            while let Some(request) = endpoint.next().await {
+                tokio::spawn(answer_endpoint(q.clone(), command.name, request));
+            }
+        });
+    }
+    let mut seed = client.queue_subscribe(format!("{}.>", api::SEED_PREFIX), api::SEED_QUEUE.to_string()).await?;
+    let mut commands = client.queue_subscribe(api::COMMAND_SUBJECT, api::COMMAND_QUEUE.to_string()).await?;
+    tracing::info!(service = %function.service_name(), "answering queries");
+    loop {
+        tokio::select! {
+            Some(m) = seed.next() => { tokio::spawn(route(q.clone(), m, Surface::Seed)); }
+            Some(m) = commands.next() => { tokio::spawn(route(q.clone(), m, Surface::Command)); }
+            _ = shutdown.wait() => break,
+        }
+    }
+    let _ = seed.unsubscribe().await;
+    let _ = commands.unsubscribe().await;
+    let _ = service.stop().await;
+    let _ = client.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Answers one request on a micro endpoint.
+async fn answer_endpoint(q: Arc<Ctx>, command: &'static str, request: async_nats::service::Request) {
+    let run = AssertUnwindSafe(query::answer(&q, command, &request.message.payload)).catch_unwind();
+    let (body, error) = match run.await {
+        Ok(answer) => answer,
+        Err(_) => {
+            let e = ApiError::internal("internal error: the handler failed");
+            (api::failure(Some(command), &e.message), Some(e))
+        }
+    };
+    q.stats.commands_processed.fetch_add(1, Relaxed);
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(e) = &error {
+        q.stats.errors.fetch_add(1, Relaxed);
+        headers.insert(async_nats::service::NATS_SERVICE_ERROR, one_line(&e.message).as_str());
+        headers.insert(async_nats::service::NATS_SERVICE_ERROR_CODE, e.code.to_string().as_str());
+    }
+    let _ = request.respond_with_headers(Ok(body.to_string().into()), headers).await;
+}
+
+/// Header values must stay on one line and short.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Surface {
+    Seed,
+    Command,
+}
+
+/// Answers one request on the seed or command subject.
+async fn route(q: Arc<Ctx>, m: async_nats::Message, surface: Surface) {
+    let Some(reply) = m.reply.clone() else { return };
+    q.stats.routed.fetch_add(1, Relaxed);
+    let run = AssertUnwindSafe(routed_answer(&q, &m, surface)).catch_unwind();
+    let body = match run.await {
+        Ok(body) => body,
+        Err(_) => api::failure(None, "internal error: the router failed").to_string().into_bytes(),
+    };
+    let _ = q.client.publish(reply, body.into()).await;
+}
+
+async fn routed_answer(q: &Ctx, m: &async_nats::Message, surface: Surface) -> Vec<u8> {
+    let (command, params) = match read_request(m, surface) {
+        Ok(x) => x,
+        Err((command, e)) => return api::failure(command.as_deref(), &e.message).to_string().into_bytes(),
+    };
+    let body = serde_json::to_vec(&Value::Object(params.0)).unwrap_or_default();
+    let asked =
+        tokio::time::timeout(FORWARD_TIMEOUT, q.client.request(api::micro_subject(&command), body.into())).await;
+    match asked {
+        Ok(Ok(answer)) => answer.payload.to_vec(),
+        Ok(Err(e)) => api::failure(Some(&command), &format!("{command} is unavailable: {e}")).to_string().into_bytes(),
+        Err(_) => api::failure(Some(&command), &format!("{command} timed out")).to_string().into_bytes(),
+    }
+}
+
+type Refusal = (Option<String>, ApiError);
+
+/// The command and parameters of a routed request, or the refusal to answer.
+fn read_request(m: &async_nats::Message, surface: Surface) -> Result<(String, Params), Refusal> {
+    match surface {
+        Surface::Seed => {
+            let rest = m.subject.as_str().strip_prefix(api::SEED_PREFIX).unwrap_or_default().trim_start_matches('.');
+            let Some((domain, command)) = api::split_seed(rest) else {
+                return Err((None, ApiError::unknown_command(rest)));
+            };
+            let mut params = Params::parse(&m.payload).map_err(|e| (Some(command.clone()), e))?;
+            if api::lookup(&command).is_none() {
+                return Err((Some(command.clone()), ApiError::unknown_command(&command)));
+            }
+            params.0.insert("domain".into(), Value::String(domain.to_lowercase()));
+            Ok((command, params))
+        }
+        Surface::Command => {
+            let params = Params::parse(&m.payload).map_err(|e| (None, e))?;
+            let command = match params.0.get("command") {
+                Some(Value::String(c)) if !c.trim().is_empty() => c.trim().to_string(),
+                _ => return Err((None, ApiError::bad_request("Missing 'command' field"))),
+            };
+            if let Some(service) = params.0.get("service").filter(|s| !s.is_null()) {
+                let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
+                if service != api::SERVICE {
+                    let msg = format!("Command intended for '{service}', not '{}'", api::SERVICE);
+                    return Err((Some(command), ApiError::bad_request(msg)));
+                }
+            }
+            if api::lookup(&command).is_none() {
+                return Err((Some(command.clone()), ApiError::unknown_command(&command)));
+            }
+            Ok((command, params))
+        }
+    }
+}
+
+/// Every running userstats function by short name (`ingest-chat`...) with its number of
+/// replicas: a `$SRV.PING` scatter collected for 300 ms.
+pub async fn ping_fleet(client: &async_nats::Client) -> BTreeMap<String, u64> {
+    let mut found = BTreeMap::new();
+    let inbox = client.new_inbox();
+    let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return found };
+    if client.publish_with_reply("$SRV.PING", inbox, "".into()).await.is_err() {
+        return found;
+    }
+    let _ = client.flush().await;
+    let deadline = tokio::time::Instant::now() + PING_WINDOW;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else { continue };
+        if let Some(name) = v["name"].as_str().and_then(|n| n.strip_prefix("userstats-")) {
+            *found.entry(name.to_string()).or_default() += 1;
+        }
+    }
+    let _ = replies.unsubscribe().await;
+    found
+}

@@ -1,0 +1,229 @@
+//! What the `metrics` function does: Prometheus text on `GET /metrics` and a health answer
+//! on `GET /health` (03-api.md §3).
+//!
+//! Metrics read, never write. Once a second a background task collects the figures — the
+//! maintained totals and small tables of the database ([`Store::figures`]) and the micro
+//! stats of every running function (a `$SRV.STATS` scatter) — and renders them; a scrape
+//! only hands out the latest rendering, so it costs microseconds whatever the database
+//! size, and a replica that dies drops out of the fleet figures within a second or two.
+
+use crate::harness::service::scatter;
+use crate::store::{Figures, Store};
+use anyhow::{anyhow, Result};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The latest rendering, shared between the collector and the HTTP thread.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub text: String,
+    pub health: Value,
+    pub healthy: bool,
+}
+
+pub type Shared = Arc<RwLock<Snapshot>>;
+
+/// What the fleet's `$SRV.STATS` replies say, per function (micro service) name.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// function → instance ids seen
+    pub replicas: BTreeMap<String, usize>,
+    /// (function, endpoint) → (requests, errors, average processing seconds over instances)
+    pub endpoints: BTreeMap<(String, String), (u64, u64, f64)>,
+    /// function → largest ingest lag reported by a replica
+    pub lag: BTreeMap<String, u64>,
+}
+
+impl Fleet {
+    /// Reads the `$SRV.STATS` replies of every userstats function.
+    pub fn from_stats(replies: &[Value]) -> Fleet {
+        let mut fleet = Fleet::default();
+        let mut averages: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        for r in replies {
+            let Some(name) = r["name"].as_str().filter(|n| n.starts_with("userstats-")) else { continue };
+            *fleet.replicas.entry(name.to_string()).or_default() += 1;
+            for e in r["endpoints"].as_array().into_iter().flatten() {
+                let endpoint = e["name"].as_str().unwrap_or("?").to_string();
+                let key = (name.to_string(), endpoint);
+                let slot = fleet.endpoints.entry(key.clone()).or_default();
+                slot.0 += e["num_requests"].as_u64().unwrap_or(0);
+                slot.1 += e["num_errors"].as_u64().unwrap_or(0);
+                averages.entry(key).or_default().push(e["average_processing_time"].as_f64().unwrap_or(0.0) / 1e9);
+                if let Some(lag) = e["data"]["lag"].as_u64() {
+                    let l = fleet.lag.entry(name.to_string()).or_default();
+                    *l = (*l).max(lag);
+                }
+            }
+        }
+        for (key, v) in averages {
+            if let Some(slot) = fleet.endpoints.get_mut(&key) {
+                slot.2 = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            }
+        }
+        fleet
+    }
+}
+
+/// Collects and renders one snapshot.
+pub async fn collect(store: &Store, client: &async_nats::Client, started: Instant) -> Snapshot {
+    let figures = store.figures().await;
+    let database_connected = figures.is_ok();
+    let figures = figures.unwrap_or_default();
+    let nats_connected = client.connection_state() == async_nats::connection::State::Connected;
+    let fleet = Fleet::from_stats(&scatter(client, "$SRV.STATS", Duration::from_millis(250)).await);
+    let healthy = database_connected && nats_connected;
+    let uptime = started.elapsed().as_secs();
+    let text = render(&figures, &fleet, uptime, database_connected, nats_connected).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render metrics");
+        String::new()
+    });
+    let functions: BTreeMap<&str, Value> =
+        fleet.replicas.iter().map(|(name, n)| (name.as_str(), json!({"replicas": n, "ok": *n > 0}))).collect();
+    let health = json!({
+        "service": "userstats",
+        "status": if healthy { "healthy" } else { "degraded" },
+        "uptime_seconds": uptime,
+        "nats_connected": nats_connected,
+        "database": if database_connected { "connected" } else { "unavailable" },
+        "database_connected": database_connected,
+        "functions": functions,
+    });
+    Snapshot { text, health, healthy }
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, value: i64) -> Result<()> {
+    let g = IntGauge::new(name, help)?;
+    g.set(value);
+    registry.register(Box::new(g))?;
+    Ok(())
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// The Prometheus text exposition of one snapshot.
+pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, db: bool, nats: bool) -> Result<String> {
+    let r = Registry::new();
+    let kudos = f.total("total_kudos_plusplus") + f.total("total_kudos_phrases");
+    gauge(&r, "userstats_uptime_seconds", "Seconds since the metrics function started", uptime as i64)?;
+    gauge(&r, "userstats_service_status", "1 when healthy (database and NATS reachable), else 0", (db && nats) as i64)?;
+    gauge(&r, "userstats_database_connected", "1 when the database answers", db as i64)?;
+    gauge(&r, "userstats_nats_connected", "1 when connected to NATS", nats as i64)?;
+    gauge(&r, "userstats_total_users_tracked", "Users ever seen", f.total("total_users"))?;
+    gauge(&r, "userstats_total_messages", "Chat messages counted", f.total("total_messages"))?;
+    gauge(&r, "userstats_total_pms", "Private messages counted", f.total("total_pms"))?;
+    gauge(&r, "userstats_total_kudos", "Kudos given (++ and phrases)", kudos)?;
+    gauge(&r, "userstats_total_kudos_plusplus", "Kudos given with ++", f.total("total_kudos_plusplus"))?;
+    gauge(&r, "userstats_total_kudos_phrases", "Kudos given with a trigger phrase", f.total("total_kudos_phrases"))?;
+    gauge(&r, "userstats_total_emote_usage", "Emote uses counted", f.total("total_emotes"))?;
+    gauge(&r, "userstats_total_media_changes", "Media changes logged", f.total("total_media_changes"))?;
+    gauge(&r, "userstats_active_sessions", "Open presence sessions (users present)", f.active_sessions)?;
+
+    let present = gauge_vec(&r, "userstats_channel_present_users", "Users present in a channel", &["channel"])?;
+    let chatting = gauge_vec(&r, "userstats_channel_chat_users", "Users present and not AFK", &["channel"])?;
+    let messages = gauge_vec(&r, "userstats_channel_messages", "Messages counted in a channel", &["channel"])?;
+    for c in &f.channels {
+        present.with_label_values(&[c.channel.as_str()]).set(c.present);
+        chatting.with_label_values(&[c.channel.as_str()]).set(c.chatting);
+        messages.with_label_values(&[c.channel.as_str()]).set(c.messages);
+    }
+
+    let replicas = gauge_vec(&r, "userstats_function_replicas", "Running instances of a function", &["function"])?;
+    for (function, n) in &fleet.replicas {
+        replicas.with_label_values(&[function.as_str()]).set(*n as i64);
+    }
+    let labels = ["function", "endpoint"];
+    let requests = gauge_vec(&r, "userstats_endpoint_requests", "Requests answered (running replicas)", &labels)?;
+    let errors = gauge_vec(&r, "userstats_endpoint_errors", "Requests answered with an error", &labels)?;
+    let micros = gauge_vec(&r, "userstats_endpoint_processing_microseconds", "Average processing time", &labels)?;
+    for ((function, endpoint), (n, e, avg)) in &fleet.endpoints {
+        let l = [function.as_str(), endpoint.as_str()];
+        requests.with_label_values(&l).set(*n as i64);
+        errors.with_label_values(&l).set(*e as i64);
+        micros.with_label_values(&l).set((*avg * 1e6) as i64);
+    }
+    let lag = gauge_vec(&r, "userstats_ingest_lag", "Events waiting in the stream for a function", &["function"])?;
+    for (function, n) in &fleet.lag {
+        lag.with_label_values(&[function.as_str()]).set(*n as i64);
+    }
+
+    let applied = IntCounterVec::new(Opts::new("userstats_ingest_events_total", "Events applied"), &["function"])?;
+    let rejected = IntCounterVec::new(
+        Opts::new("userstats_ingest_rejected_total", "Malformed events rejected"),
+        &["function", "reason"],
+    )?;
+    let duplicates = IntCounterVec::new(
+        Opts::new("userstats_ingest_duplicates_total", "Events seen again and skipped"),
+        &["function"],
+    )?;
+    for (function, name, value) in &f.counters {
+        let v = (*value).max(0) as u64;
+        match name.as_str() {
+            "events_applied" => applied.with_label_values(&[function.as_str()]).inc_by(v),
+            "duplicates" => duplicates.with_label_values(&[function.as_str()]).inc_by(v),
+            n if n.starts_with("rejected_") => rejected.with_label_values(&[function.as_str(), &n[9..]]).inc_by(v),
+            _ => {}
+        }
+    }
+    for c in [applied, rejected, duplicates] {
+        r.register(Box::new(c))?;
+    }
+
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    String::from_utf8(out).map_err(|e| anyhow!("metrics text is not UTF-8: {e}"))
+}
+
+/// Serves `/metrics` and `/health` from the shared snapshot on its own thread (tiny_http
+/// is blocking). Fails at once, with the port in the message, when the port is taken.
+pub fn serve(port: u16, shared: Shared) -> Result<std::thread::JoinHandle<()>> {
+    let server = tiny_http::Server::http(("0.0.0.0", port))
+        .map_err(|e| anyhow!("cannot listen on port {port} ({e}): set metrics.port to a free port"))?;
+    tracing::info!("serving http://0.0.0.0:{port}/metrics and /health");
+    Ok(std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let snapshot = shared.read().map(|s| s.clone()).unwrap_or_default();
+            let (status, body, content_type) = match request.url().split('?').next().unwrap_or("") {
+                "/metrics" => (200, snapshot.text, prometheus::TEXT_FORMAT),
+                "/health" => {
+                    (if snapshot.healthy { 200 } else { 503 }, snapshot.health.to_string(), "application/json")
+                }
+                _ => (404, "not found: try /metrics or /health\n".to_string(), "text/plain"),
+            };
+            let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+            if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()) {
+                response = response.with_header(h);
+            }
+            let _ = request.respond(response);
+        }
+    }))
+}
+
+/// The whole function: serve HTTP, refresh the snapshot every second until shutdown.
+pub async fn run(mut ctx: crate::harness::Context) -> Result<()> {
+    let started = Instant::now();
+    let shared: Shared = Arc::new(RwLock::new(collect(&ctx.store, &ctx.client, started).await));
+    serve(ctx.config.metrics.port, shared.clone())?;
+    let service = crate::harness::service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let snapshot = collect(&ctx.store, &ctx.client, started).await;
+                if let Ok(mut s) = shared.write() {
+                    *s = snapshot;
+                }
+            }
+            _ = ctx.shutdown.wait() => break,
+        }
+    }
+    let _ = service.stop().await;
+    ctx.lifecycle.stop().await;
+    Ok(())
+}

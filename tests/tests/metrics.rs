@@ -1,0 +1,104 @@
+//! The metrics function: /metrics parses as Prometheus text (checked with the reference
+//! Python parser) and agrees with the database after the fixture stream; /health answers;
+//! a killed replica drops out of the fleet figures within a scrape interval or two.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use userstats_tests::*;
+
+/// A plain HTTP GET on loopback: (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics port");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Parses exposition text with prometheus_client's parser (from the tools venv): sample
+/// "name{label=value,...}" → value. Panics when the text does not parse.
+fn parse(text: &str) -> BTreeMap<String, f64> {
+    let python = workspace().join(".tools/venv/bin/python");
+    let script = "import sys, json\nfrom prometheus_client.parser import text_string_to_metric_families as p\nout = {}\nfor f in p(sys.stdin.read()):\n    for s in f.samples:\n        labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n        out[s.name + '{' + labels + '}'] = s.value\nprint(json.dumps(out))";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tools venv python (scripts/tools installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "not valid Prometheus text: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_match_the_database_and_follow_the_fleet() {
+    let port = free_port();
+    let rig = Rig::new("metrics", &format!("[metrics]\nport = {port}\n"));
+    let _p = rig.start("ingest-presence").await;
+    let _m = rig.start("ingest-media").await;
+    let _c = rig.start("ingest-chat").await;
+    let mut extra = rig.start("ingest-chat").await;
+    let _metrics = rig.start("metrics").await;
+    let client = rig.nats.client().await;
+    let events: Vec<(String, String)> = fixtures("events.jsonl").into_iter().map(|f| (f.subject, f.data)).collect();
+    publish_all(&client, &events).await.unwrap();
+    rig.wait_seen("ingest-chat", 19).await;
+    rig.wait_seen("ingest-presence", 11).await;
+
+    let mut m = BTreeMap::new();
+    eventually(Duration::from_secs(10), "metrics show the stream", || {
+        m = parse(&get(port, "/metrics").1);
+        let done = m.get("userstats_total_messages{}") == Some(&15.0)
+            && m.get("userstats_function_replicas{function=userstats-ingest-chat}") == Some(&2.0);
+        async move { done }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {m:?}"));
+    let store = rig.store().await;
+    let figure = |name: &str| m.get(&format!("{name}{{}}")).copied();
+    assert_eq!(
+        figure("userstats_total_users_tracked"),
+        Some(store.total("cytu.be", "total_users").await.unwrap() as f64)
+    );
+    assert_eq!(figure("userstats_total_users_tracked"), Some(7.0));
+    assert_eq!(figure("userstats_total_pms"), Some(1.0));
+    assert_eq!(figure("userstats_total_kudos"), Some(5.0));
+    assert_eq!(figure("userstats_total_kudos_plusplus"), Some(2.0));
+    assert_eq!(figure("userstats_total_kudos_phrases"), Some(3.0));
+    assert_eq!(figure("userstats_total_emote_usage"), Some(6.0));
+    assert_eq!(figure("userstats_total_media_changes"), Some(2.0));
+    assert_eq!(figure("userstats_active_sessions"), Some(5.0), "Alice, bob, Zoë, some-user, Leader present");
+    assert_eq!(figure("userstats_database_connected"), Some(1.0));
+    assert_eq!(figure("userstats_nats_connected"), Some(1.0));
+    assert_eq!(figure("userstats_service_status"), Some(1.0));
+    assert_eq!(m.get("userstats_channel_present_users{channel=420Grindhouse}"), Some(&5.0));
+    assert_eq!(m.get("userstats_channel_messages{channel=420Grindhouse}"), Some(&15.0), "{m:?}");
+    assert_eq!(m.get("userstats_ingest_duplicates_total{function=ingest-chat}"), Some(&1.0));
+    for f in ["userstats-ingest-presence", "userstats-ingest-media", "userstats-metrics"] {
+        assert_eq!(m.get(&format!("userstats_function_replicas{{function={f}}}")), Some(&1.0), "{f}");
+    }
+
+    let (status, health) = get(port, "/health");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["functions"]["userstats-ingest-chat"]["replicas"], 2);
+
+    // A replica killed shows up within a scrape interval or two.
+    extra.kill();
+    eventually(Duration::from_secs(5), "the fleet has one ingest-chat", || {
+        let m = parse(&get(port, "/metrics").1);
+        async move { m.get("userstats_function_replicas{function=userstats-ingest-chat}") == Some(&1.0) }
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(port, "/nope").0, 404);
+}
