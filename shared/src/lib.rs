@@ -11,6 +11,7 @@
 //!   and media title cleaning.
 //! * [`store`] — the libSQL database: schema migrations, batched writes, read queries.
 //!   The only place SQL lives.
+//! * [`health`] — the function set's health, one computation for `system.health` and `/health`.
 //! * [`harness`] — what every function does the same way: start-up, NATS, micro service
 //!   registration, the durable ingest loop, graceful shutdown.
 //! * [`api`] — the query API: command table, subjects, answer envelope, request parameters
@@ -30,6 +31,7 @@ pub mod chat;
 pub mod config;
 pub mod detect;
 pub mod harness;
+pub mod health;
 pub mod media;
 pub mod metrics;
 pub mod presence;

@@ -8,10 +8,11 @@
 //! size, and a replica that dies drops out of the fleet figures within a second or two.
 
 use crate::harness::service::scatter;
+use crate::health::{nats_connected, Health, SCATTER_WINDOW};
 use crate::store::{Figures, Store};
 use anyhow::{anyhow, Result};
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ pub type Shared = Arc<RwLock<Snapshot>>;
 /// What the fleet's `$SRV.STATS` replies say, per function (micro service) name.
 #[derive(Debug, Default)]
 pub struct Fleet {
-    /// function → instance ids seen
+    /// function (short name) → instances seen
     pub replicas: BTreeMap<String, usize>,
     /// (function, endpoint) → (requests, errors, average processing seconds over instances)
     pub endpoints: BTreeMap<(String, String), (u64, u64, f64)>,
@@ -43,7 +44,7 @@ impl Fleet {
         let mut fleet = Fleet::default();
         let mut averages: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
         for r in replies {
-            let Some(name) = r["name"].as_str().filter(|n| n.starts_with("userstats-")) else { continue };
+            let Some(name) = r["name"].as_str().and_then(|n| n.strip_prefix("userstats-")) else { continue };
             *fleet.replicas.entry(name.to_string()).or_default() += 1;
             for e in r["endpoints"].as_array().into_iter().flatten() {
                 let endpoint = e["name"].as_str().unwrap_or("?").to_string();
@@ -70,28 +71,15 @@ impl Fleet {
 /// Collects and renders one snapshot.
 pub async fn collect(store: &Store, client: &async_nats::Client, started: Instant) -> Snapshot {
     let figures = store.figures().await;
-    let database_connected = figures.is_ok();
-    let figures = figures.unwrap_or_default();
-    let nats_connected = client.connection_state() == async_nats::connection::State::Connected;
-    let fleet = Fleet::from_stats(&scatter(client, "$SRV.STATS", Duration::from_millis(250)).await);
-    let healthy = database_connected && nats_connected;
+    let replies = scatter(client, "$SRV.STATS", SCATTER_WINDOW).await;
+    let health = Health::from_replies(figures.is_ok(), nats_connected(client), &replies);
+    let fleet = Fleet::from_stats(&replies);
     let uptime = started.elapsed().as_secs();
-    let text = render(&figures, &fleet, uptime, database_connected, nats_connected).unwrap_or_else(|e| {
+    let text = render(&figures.unwrap_or_default(), &fleet, uptime, &health).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render metrics");
         String::new()
     });
-    let functions: BTreeMap<&str, Value> =
-        fleet.replicas.iter().map(|(name, n)| (name.as_str(), json!({"replicas": n, "ok": *n > 0}))).collect();
-    let health = json!({
-        "service": "userstats",
-        "status": if healthy { "healthy" } else { "degraded" },
-        "uptime_seconds": uptime,
-        "nats_connected": nats_connected,
-        "database": if database_connected { "connected" } else { "unavailable" },
-        "database_connected": database_connected,
-        "functions": functions,
-    });
-    Snapshot { text, health, healthy }
+    Snapshot { text, health: health.to_json(uptime), healthy: health.healthy() }
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, value: i64) -> Result<()> {
@@ -108,11 +96,17 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Re
 }
 
 /// The Prometheus text exposition of one snapshot.
-pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, db: bool, nats: bool) -> Result<String> {
+pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Result<String> {
     let r = Registry::new();
+    let (db, nats) = (health.database_connected, health.nats_connected);
     let kudos = f.total("total_kudos_plusplus") + f.total("total_kudos_phrases");
     gauge(&r, "userstats_uptime_seconds", "Seconds since the metrics function started", uptime as i64)?;
-    gauge(&r, "userstats_service_status", "1 when healthy (database and NATS reachable), else 0", (db && nats) as i64)?;
+    gauge(
+        &r,
+        "userstats_service_status",
+        "1 when healthy (as /health and system.health), else 0",
+        health.healthy() as i64,
+    )?;
     gauge(&r, "userstats_database_connected", "1 when the database answers", db as i64)?;
     gauge(&r, "userstats_nats_connected", "1 when connected to NATS", nats as i64)?;
     gauge(&r, "userstats_total_users_tracked", "Users ever seen", f.total("total_users"))?;

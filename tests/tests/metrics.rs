@@ -57,7 +57,7 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     eventually(Duration::from_secs(10), "metrics show the stream", || {
         m = parse(&get(port, "/metrics").1);
         let done = m.get("userstats_total_messages{}") == Some(&15.0)
-            && m.get("userstats_function_replicas{function=userstats-ingest-chat}") == Some(&2.0);
+            && m.get("userstats_function_replicas{function=ingest-chat}") == Some(&2.0);
         async move { done }
     })
     .await
@@ -78,27 +78,54 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     assert_eq!(figure("userstats_active_sessions"), Some(5.0), "Alice, bob, Zoë, some-user, Leader present");
     assert_eq!(figure("userstats_database_connected"), Some(1.0));
     assert_eq!(figure("userstats_nats_connected"), Some(1.0));
-    assert_eq!(figure("userstats_service_status"), Some(1.0));
+    assert_eq!(figure("userstats_service_status"), Some(0.0), "degraded: no query functions run here");
     assert_eq!(m.get("userstats_channel_present_users{channel=420Grindhouse}"), Some(&5.0));
     assert_eq!(m.get("userstats_channel_messages{channel=420Grindhouse}"), Some(&15.0), "{m:?}");
     assert_eq!(m.get("userstats_ingest_duplicates_total{function=ingest-chat}"), Some(&1.0));
-    for f in ["userstats-ingest-presence", "userstats-ingest-media", "userstats-metrics"] {
+    for f in ["ingest-presence", "ingest-media", "metrics"] {
         assert_eq!(m.get(&format!("userstats_function_replicas{{function={f}}}")), Some(&1.0), "{f}");
     }
 
     let (status, health) = get(port, "/health");
-    assert_eq!(status, 200);
+    assert_eq!(status, 503, "the query functions are not running: degraded");
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
-    assert_eq!(health["status"], "healthy");
-    assert_eq!(health["functions"]["userstats-ingest-chat"]["replicas"], 2);
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["functions"]["query-user"]["ok"], false);
+    assert_eq!(health["database_connected"], true);
+    assert_eq!(health["functions"]["ingest-chat"]["replicas"], 2);
 
     // A replica killed shows up within a scrape interval or two.
     extra.kill();
     eventually(Duration::from_secs(5), "the fleet has one ingest-chat", || {
         let m = parse(&get(port, "/metrics").1);
-        async move { m.get("userstats_function_replicas{function=userstats-ingest-chat}") == Some(&1.0) }
+        async move { m.get("userstats_function_replicas{function=ingest-chat}") == Some(&1.0) }
     })
     .await
     .unwrap();
     assert_eq!(get(port, "/nope").0, 404);
+
+    // With the query functions running the set is healthy, and system.health / system.stats
+    // say what /health and /metrics say.
+    let _qu = rig.start("query-user").await;
+    let _ql = rig.start("query-leaderboard").await;
+    eventually(Duration::from_secs(5), "healthy", || async { get(port, "/health").0 == 200 }).await.unwrap();
+    let ask = |command: &str| {
+        let client = client.clone();
+        let body = serde_json::json!({"command": command}).to_string();
+        async move {
+            let reply = client.request("kryten.userstats.command", body.into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()["data"].clone()
+        }
+    };
+    let health: serde_json::Value = serde_json::from_str(&get(port, "/health").1).unwrap();
+    let system_health = ask("system.health").await;
+    assert_eq!(system_health["status"], health["status"]);
+    assert_eq!(system_health["functions"], health["functions"]);
+    let stats = ask("system.stats").await;
+    let m = parse(&get(port, "/metrics").1);
+    assert_eq!(m.get("userstats_service_status{}"), Some(&1.0));
+    assert_eq!(Some(stats["total_messages"].as_f64().unwrap()), m.get("userstats_total_messages{}").copied());
+    assert_eq!(Some(stats["total_kudos"].as_f64().unwrap()), m.get("userstats_total_kudos{}").copied());
+    assert_eq!(Some(stats["total_users"].as_f64().unwrap()), m.get("userstats_total_users_tracked{}").copied());
+    assert_eq!(Some(stats["active_sessions"].as_f64().unwrap()), m.get("userstats_active_sessions{}").copied());
 }

@@ -440,7 +440,8 @@ async fn the_command_subject_gets_exactly_one_reply_with_two_replicas_of_each() 
     eventually(Duration::from_secs(20), "four query replicas", || {
         let c = c.clone();
         async move {
-            let fleet = shared::harness::query::ping_fleet(&c).await;
+            let replies = shared::harness::service::scatter(&c, "$SRV.PING", Duration::from_millis(300)).await;
+            let fleet = shared::health::Health::from_replies(true, true, &replies).replicas;
             fleet.get("query-user") == Some(&2) && fleet.get("query-leaderboard") == Some(&2)
         }
     })

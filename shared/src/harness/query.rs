@@ -23,7 +23,7 @@ use anyhow::{anyhow, Result};
 use async_nats::service::ServiceExt;
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// How long a routed request waits for the owning function's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
-/// How long `ping_fleet` collects `$SRV.PING` replies.
-const PING_WINDOW: Duration = Duration::from_millis(300);
 
 /// Runs a query function to the end: start-up, micro service with the commands `owner`
 /// answers, the routers, graceful stop.
@@ -194,25 +192,4 @@ fn read_request(m: &async_nats::Message, surface: Surface) -> Result<(String, Pa
             Ok((command, params))
         }
     }
-}
-
-/// Every running userstats function by short name (`ingest-chat`...) with its number of
-/// replicas: a `$SRV.PING` scatter collected for 300 ms.
-pub async fn ping_fleet(client: &async_nats::Client) -> BTreeMap<String, u64> {
-    let mut found = BTreeMap::new();
-    let inbox = client.new_inbox();
-    let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return found };
-    if client.publish_with_reply("$SRV.PING", inbox, "".into()).await.is_err() {
-        return found;
-    }
-    let _ = client.flush().await;
-    let deadline = tokio::time::Instant::now() + PING_WINDOW;
-    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, replies.next()).await {
-        let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else { continue };
-        if let Some(name) = v["name"].as_str().and_then(|n| n.strip_prefix("userstats-")) {
-            *found.entry(name.to_string()).or_default() += 1;
-        }
-    }
-    let _ = replies.unsubscribe().await;
-    found
 }

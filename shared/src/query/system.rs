@@ -9,10 +9,6 @@ use crate::api::{ApiError, Params, SERVICE};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Functions a complete deployment runs; a missing one makes the health `degraded`.
-pub const EXPECTED_FUNCTIONS: &[&str] =
-    &["ingest-chat", "ingest-presence", "ingest-media", "query-user", "query-leaderboard"];
-
 pub async fn ping(ctx: &Ctx) -> Result<Value, ApiError> {
     let host = crate::harness::service::hostname();
     Ok(json!({
@@ -25,28 +21,11 @@ pub async fn ping(ctx: &Ctx) -> Result<Value, ApiError> {
     }))
 }
 
+/// The same answer as the metrics function's `/health` (see [`crate::health`]).
 pub async fn health(ctx: &Ctx) -> Result<Value, ApiError> {
-    let fleet = crate::harness::query::ping_fleet(&ctx.client).await;
-    let database_connected = ctx.store().await.ping().await;
-    let nats_connected = ctx.client.connection_state() == async_nats::connection::State::Connected;
-    let mut functions = Map::new();
-    for name in EXPECTED_FUNCTIONS {
-        let replicas = fleet.get(*name).copied().unwrap_or(0);
-        functions.insert(name.to_string(), json!({"replicas": replicas, "ok": replicas > 0}));
-    }
-    for (name, replicas) in &fleet {
-        functions.entry(name.clone()).or_insert_with(|| json!({"replicas": replicas, "ok": true}));
-    }
-    let all_ok = functions.values().all(|f| f["ok"] == json!(true));
-    let healthy = database_connected && nats_connected && all_ok;
-    Ok(json!({
-        "service": SERVICE,
-        "status": if healthy { "healthy" } else { "degraded" },
-        "uptime_seconds": ctx.uptime_seconds(),
-        "database_connected": database_connected,
-        "nats_connected": nats_connected,
-        "functions": functions,
-    }))
+    let store = ctx.store().await;
+    let health = crate::health::Health::check(&store, &ctx.client).await;
+    Ok(health.to_json(ctx.uptime_seconds()))
 }
 
 pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
