@@ -71,31 +71,57 @@ fn ts(ms: Option<i64>) -> Value {
     ms.map(|m| json!(crate::wire::format_timestamp(m))).unwrap_or(Value::Null)
 }
 
+/// What `user.stats` and `user.profile` both show, read once.
+struct Facts {
+    username: String,
+    user: Option<crate::store::UserRow>,
+    /// Messages in the asked channel (0 without one).
+    messages: i64,
+    kudos_plusplus: i64,
+    all_messages: Value,
+    phrases: Value,
+    emotes: Value,
+    activity: Value,
+}
+
+async fn facts(ctx: &Ctx, store: &Store, w: &Who) -> Result<Facts, ApiError> {
+    let (username, user) = display(store, w).await?;
+    let scope = w.channel.as_deref().unwrap_or("");
+    let counts = store.user_counts(&w.domain, scope, &w.key).await?;
+    Ok(Facts {
+        username,
+        user,
+        messages: if w.channel.is_some() { counts.messages } else { 0 },
+        kudos_plusplus: counts.kudos_plusplus,
+        all_messages: counted(store.user_channel_messages(&w.domain, &w.key).await?, "channel"),
+        phrases: counted(store.phrase_kudos(&w.domain, scope, &w.key).await?, "phrase"),
+        emotes: counted(store.user_emotes(&w.domain, scope, &w.key).await?, "emote"),
+        activity: activity_of(ctx, store, w).await?,
+    })
+}
+
 pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let store = ctx.store().await;
     let w = who(ctx, &store, p).await?;
-    let (username, user) = display(&store, &w).await?;
-    let scope = w.channel.as_deref().unwrap_or("");
-    let counts = store.user_counts(&w.domain, scope, &w.key).await?;
+    let f = facts(ctx, &store, &w).await?;
     let mut data = json!({
-        "username": username,
-        "messages": if w.channel.is_some() { counts.messages } else { 0 },
-        "all_messages": counted(store.user_channel_messages(&w.domain, &w.key).await?, "channel"),
-        "pms": user.as_ref().map(|u| u.pms).unwrap_or(0),
-        "kudos_plusplus": counts.kudos_plusplus,
-        "kudos_phrases": counted(store.phrase_kudos(&w.domain, scope, &w.key).await?, "phrase"),
-        "emotes": counted(store.user_emotes(&w.domain, scope, &w.key).await?, "emote"),
+        "username": f.username,
+        "messages": f.messages,
+        "all_messages": f.all_messages,
+        "pms": f.user.as_ref().map(|u| u.pms).unwrap_or(0),
+        "kudos_plusplus": f.kudos_plusplus,
+        "kudos_phrases": f.phrases,
+        "emotes": f.emotes,
         "aliases": store.user_aliases(&w.key).await?,
-        "first_seen": ts(user.as_ref().map(|u| u.first_seen_ms)),
-        "last_seen": ts(user.as_ref().map(|u| u.last_seen_ms)),
+        "first_seen": ts(f.user.as_ref().map(|u| u.first_seen_ms)),
+        "last_seen": ts(f.user.as_ref().map(|u| u.last_seen_ms)),
     });
-    let activity = activity_of(ctx, &store, &w).await?;
     match &w.channel {
         Some(c) => {
             data["channel"] = json!(c);
-            data["activity"] = activity;
+            data["activity"] = f.activity;
         }
-        None => data["all_activity"] = activity,
+        None => data["all_activity"] = f.activity,
     }
     Ok(data)
 }
@@ -103,20 +129,15 @@ pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
 pub async fn profile(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let store = ctx.store().await;
     let w = who(ctx, &store, p).await?;
-    let (username, user) = display(&store, &w).await?;
-    let scope = w.channel.as_deref().unwrap_or("");
-    let counts = store.user_counts(&w.domain, scope, &w.key).await?;
+    let f = facts(ctx, &store, &w).await?;
     let mut data = json!({
-        "username": username,
-        "messages": if w.channel.is_some() { counts.messages } else { 0 },
-        "all_messages": counted(store.user_channel_messages(&w.domain, &w.key).await?, "channel"),
-        "pms": user.as_ref().map(|u| u.pms).unwrap_or(0),
-        "kudos": {
-            "plusplus": counts.kudos_plusplus,
-            "phrases": counted(store.phrase_kudos(&w.domain, scope, &w.key).await?, "phrase"),
-        },
-        "emotes": counted(store.user_emotes(&w.domain, scope, &w.key).await?, "emote"),
-        "activity": activity_of(ctx, &store, &w).await?,
+        "username": f.username,
+        "messages": f.messages,
+        "all_messages": f.all_messages,
+        "pms": f.user.as_ref().map(|u| u.pms).unwrap_or(0),
+        "kudos": {"plusplus": f.kudos_plusplus, "phrases": f.phrases},
+        "emotes": f.emotes,
+        "activity": f.activity,
     });
     if let Some(c) = &w.channel {
         data["channel"] = json!(c);

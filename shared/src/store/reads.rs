@@ -134,28 +134,30 @@ impl Store {
 
     /// Kudos leaderboard (++ and phrases together) as (display name, count).
     pub async fn kudos_leaderboard(&self, domain: &str, channel: &str, limit: i64) -> Result<Vec<(String, i64)>> {
-        self.all(
-            "SELECT COALESCE(u.display, c.name_key), c.kudos_total FROM user_counts c \
-             LEFT JOIN users u ON u.domain = c.domain AND u.name_key = c.name_key \
-             WHERE c.domain = ?1 AND c.channel = ?2 AND c.kudos_total > 0 \
-             ORDER BY c.kudos_total DESC, c.name_key LIMIT ?3",
-            (domain, channel, limit),
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .await
+        self.ranked("kudos_total", domain, channel, limit).await
     }
 
     /// Message leaderboard as (display name, count).
     pub async fn message_leaderboard(&self, domain: &str, channel: &str, limit: i64) -> Result<Vec<(String, i64)>> {
-        self.all(
-            "SELECT COALESCE(u.display, c.name_key), c.messages FROM user_counts c \
+        self.ranked("messages", domain, channel, limit).await
+    }
+
+    /// Users of a channel (`""` = domain) ranked by one `user_counts` column (an indexed one:
+    /// the walk stops after `limit` rows).
+    async fn ranked(
+        &self,
+        column: &'static str,
+        domain: &str,
+        channel: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        let sql = format!(
+            "SELECT COALESCE(u.display, c.name_key), c.{column} FROM user_counts c \
              LEFT JOIN users u ON u.domain = c.domain AND u.name_key = c.name_key \
-             WHERE c.domain = ?1 AND c.channel = ?2 AND c.messages > 0 \
-             ORDER BY c.messages DESC, c.name_key LIMIT ?3",
-            (domain, channel, limit),
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .await
+             WHERE c.domain = ?1 AND c.channel = ?2 AND c.{column} > 0 \
+             ORDER BY c.{column} DESC, c.name_key LIMIT ?3"
+        );
+        self.all(&sql, (domain, channel, limit), |r| Ok((r.get(0)?, r.get(1)?))).await
     }
 
     /// Votes per media item of a channel.
