@@ -432,7 +432,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         }
     }
     let _ = service.stop().await;
-    let _ = ctx.client.flush().await;
+    ctx.lifecycle.stop().await;
     tracing::info!(function = ctx.function.name, "stopped");
     Ok(())
 }

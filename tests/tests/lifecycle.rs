@@ -49,3 +49,45 @@ async fn functions_announce_beat_answer_discovery_and_say_goodbye() {
     }
     assert!(said_goodbye, "shutdown announced");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_function_answers_a_discovery_poll_and_says_goodbye() {
+    let port = free_port();
+    let rig = Rig::new("discovery", &format!("[metrics]\nport = {port}\n"));
+    let functions = [
+        "ingest-chat",
+        "ingest-presence",
+        "ingest-media",
+        "bootstrap-kv",
+        "query-user",
+        "query-leaderboard",
+        "metrics",
+    ];
+    let mut procs = Vec::new();
+    for f in functions {
+        procs.push(rig.start(f).await);
+    }
+    let client = rig.nats.client().await;
+    let mut sub = client.subscribe("kryten.lifecycle.*.startup").await.unwrap();
+    client.flush().await.unwrap();
+    client.publish("kryten.service.discovery.poll", "{}".into()).await.unwrap();
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < functions.len() {
+        let (_, v) = next_json(&mut sub, Duration::from_secs(5)).await;
+        answered.insert(v["service"].as_str().unwrap_or_default().to_string());
+    }
+    let expected: std::collections::BTreeSet<String> = functions.iter().map(|f| format!("userstats-{f}")).collect();
+    assert_eq!(answered, expected);
+
+    let mut bye = client.subscribe("kryten.lifecycle.*.shutdown").await.unwrap();
+    client.flush().await.unwrap();
+    for p in &mut procs {
+        assert_eq!(p.terminate(Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", p.log_text())), 0);
+    }
+    let mut gone = std::collections::BTreeSet::new();
+    while gone.len() < functions.len() {
+        let (_, v) = next_json(&mut bye, Duration::from_secs(5)).await;
+        gone.insert(v["service"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(gone, expected, "every function says goodbye and exits 0 on SIGTERM");
+}

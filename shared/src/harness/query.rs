@@ -43,7 +43,7 @@ pub fn run_query(function: Function, owner: Owner) -> std::process::ExitCode {
 
 /// Serves until shutdown.
 pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
-    let Context { function, config, client, store, mut shutdown, .. } = ctx;
+    let Context { function, config, client, store, mut shutdown, lifecycle, .. } = ctx;
     let q = Arc::new(Ctx {
         config,
         store: tokio::sync::Mutex::new(store),
@@ -93,7 +93,7 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
     let _ = seed.unsubscribe().await;
     let _ = commands.unsubscribe().await;
     let _ = service.stop().await;
-    let _ = client.flush().await;
+    lifecycle.stop().await;
     tracing::info!("stopped");
     Ok(())
 }
