@@ -62,6 +62,9 @@ pub struct NatsConfig {
 pub struct DatabaseConfig {
     /// Local database file (created with its directory if missing).
     pub path: String,
+    /// How long one attempt waits for another writer inside SQLite before the function's own
+    /// back-off takes over (which keeps the events alive and logs once). Short on purpose:
+    /// the wait blocks a runtime thread.
     pub busy_timeout_ms: u64,
 }
 
@@ -164,7 +167,7 @@ impl Default for NatsConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { path: "data/userstats.db".into(), busy_timeout_ms: 5000 }
+        DatabaseConfig { path: "data/userstats.db".into(), busy_timeout_ms: 250 }
     }
 }
 

@@ -348,16 +348,27 @@ where
     let started = Instant::now();
     let mut delay = Duration::from_millis(20);
     let mut last_keep_alive = Instant::now();
+    let mut last_log: Option<Instant> = None;
     loop {
         match apply_once(ctx, handler, batch).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if last_log.is_some() {
+                    tracing::info!("database free again after {:?}; batch applied", started.elapsed());
+                }
+                return Ok(());
+            }
             Err(e) => {
                 ctx.stats.retries.fetch_add(1, Relaxed);
-                if is_busy(&e) {
+                let quiet = last_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
+                if quiet {
+                    // Logged recently; keep retrying without repeating ourselves.
+                } else if is_busy(&e) {
+                    last_log = Some(Instant::now());
                     tracing::warn!(
-                        "database busy (another writer holds it); waiting {delay:?} before retrying the batch"
+                        "database busy (another writer holds it); retrying the batch with back-off, nothing acked until it commits"
                     );
                 } else {
+                    last_log = Some(Instant::now());
                     tracing::error!(error = %format!("{e:#}"), "applying a batch failed; retrying (nothing acked)");
                 }
                 if ctx.shutdown.is_set() && started.elapsed() > Duration::from_secs(3) {

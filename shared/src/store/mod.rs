@@ -57,7 +57,34 @@ impl Store {
         Ok(store)
     }
 
+    /// Brings the schema up to date. Reads the version first, so opening an up-to-date
+    /// database never waits for the write lock; pending migrations take it (retrying for up
+    /// to 30 s while another process writes).
     async fn migrate(&self) -> Result<()> {
+        if self.schema_version().await.unwrap_or(0) >= schema::MIGRATIONS.len() as i64 {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.migrate_once().await {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        let mut rows = self.conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_version", ()).await?;
+        let v = match rows.next().await? {
+            Some(row) => row.get(0)?,
+            None => 0,
+        };
+        Ok(v)
+    }
+
+    async fn migrate_once(&self) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
         tx.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", ()).await?;
         let mut rows = tx.query("SELECT COALESCE(MAX(version), 0) FROM schema_version", ()).await?;
