@@ -27,7 +27,8 @@ pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::
                 ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
                     bail!("NATS at {shown} refused our credentials ({e}): check nats.user/password, nats.token or nats.creds_file")
                 }
-                ConnectErrorKind::Tls => {
+                // rustls reports an untrusted certificate as an I/O error: not worth retrying.
+                _ if e.kind() == ConnectErrorKind::Tls || e.to_string().contains("certificate") => {
                     bail!("TLS with NATS at {shown} failed ({e}): check nats.tls_ca/tls_cert/tls_key and that the server speaks TLS")
                 }
                 ConnectErrorKind::ServerParse => bail!("nats.servers {shown}: {e}"),
