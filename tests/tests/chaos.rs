@@ -14,6 +14,7 @@ const D: &str = "cytu.be";
 const CH: &str = "420Grindhouse";
 const T0: i64 = 1_763_884_800_000;
 const INGEST: [&str; 3] = ["ingest-presence", "ingest-media", "ingest-chat"];
+const QUERY: [&str; 2] = ["query-user", "query-leaderboard"];
 
 /// Everything the stream produces, in a comparable form.
 #[derive(Debug, PartialEq)]
@@ -129,6 +130,39 @@ async fn kill_9_at_random_with_3_replicas_each_gives_the_undisturbed_numbers() {
             procs.push(rig.start(f).await);
         }
     }
+    for f in QUERY {
+        for _ in 0..2 {
+            procs.push(rig.start(f).await);
+        }
+    }
+    // Queries keep coming (and being answered) while replicas come and go.
+    let asking = {
+        let url = rig.nats.url();
+        tokio::spawn(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let (mut answered, mut unanswered) = (0u32, 0u32);
+            let until = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < until {
+                for (subject, body) in [
+                    ("kryten.userstats.command", r#"{"command": "user.stats", "username": "user1"}"#),
+                    ("kryten.userstats.command", r#"{"command": "leaderboard.kudos", "channel": "420Grindhouse"}"#),
+                ] {
+                    let ask = client.request(subject, body.into());
+                    match tokio::time::timeout(Duration::from_secs(2), ask).await {
+                        Ok(Ok(r))
+                            if String::from_utf8_lossy(&r.payload).contains("\"success\": true")
+                                || String::from_utf8_lossy(&r.payload).contains("\"success\":true") =>
+                        {
+                            answered += 1
+                        }
+                        _ => unanswered += 1,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (answered, unanswered)
+        })
+    };
     let publisher = {
         let events = events.clone();
         let url = rig.nats.url();
@@ -161,6 +195,9 @@ async fn kill_9_at_random_with_3_replicas_each_gives_the_undisturbed_numbers() {
         procs[victim] = FunctionProcess::spawn(&name, &rig.config, &rig.dir, &[]);
     }
     publisher.await.unwrap();
+    let (answered, unanswered) = asking.await.unwrap();
+    // A request in flight at a replica's SIGKILL is lost; everything else is answered.
+    assert!(answered > 100 && unanswered * 20 < answered, "{answered} answered, {unanswered} not");
     drained(&rig, &expected).await;
     let chaos = outcome(&rig, USERS).await;
     assert!(kills >= 10, "{kills} kills");
