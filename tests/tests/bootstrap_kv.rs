@@ -176,3 +176,31 @@ async fn without_channels_it_says_so_and_idles_registered() {
     assert!(f.log_text().contains("needs [[channels]]"), "{}", f.log_text());
     assert_eq!(f.terminate(Duration::from_secs(10)).unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_load_it_leaves_nothing_half_applied_and_the_next_start_loads_all() {
+    let rig = Rig::new("bootstrap-kill", CHANNELS);
+    let client = rig.nats.client().await;
+    let js = jetstream::new(client.clone());
+    let users: Vec<Value> =
+        (0..10_000).map(|i| json!({"name": format!("viewer{i}"), "rank": 1, "meta": {"afk": i % 7 == 0}})).collect();
+    let store = js
+        .create_key_value(kv::Config { bucket: format!("kryten_{CH}_userlist"), history: 1, ..Default::default() })
+        .await
+        .unwrap();
+    store.put("users", serde_json::to_string(&users).unwrap().into()).await.unwrap();
+    // Kill -9 at a few moments during start-up and load.
+    for delay_ms in [20u64, 60, 120, 250] {
+        let mut f = FunctionProcess::spawn("bootstrap-kv", &rig.config, &rig.dir, &[]);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        f.kill();
+        let n = open_sessions(&rig.db).await.len();
+        assert!(n == 0 || n == 10_000, "all or nothing, found {n} sessions after a kill at {delay_ms} ms");
+    }
+    let _f = rig.start("bootstrap-kv").await;
+    let s = rig.store().await;
+    eventually(Duration::from_secs(20), "10,000 sessions", || async { open_sessions(&rig.db).await.len() == 10_000 })
+        .await
+        .unwrap();
+    assert_eq!(s.total(D, "total_users").await.unwrap(), 10_000, "each user created once");
+}
