@@ -11,7 +11,7 @@ use crate::harness::service::scatter;
 use crate::health::{nats_connected, Health, SCATTER_WINDOW};
 use crate::store::{Figures, Store};
 use anyhow::{anyhow, Result};
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -135,12 +135,14 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
     let labels = ["function", "endpoint"];
     let requests = gauge_vec(&r, "userstats_endpoint_requests", "Requests answered (running replicas)", &labels)?;
     let errors = gauge_vec(&r, "userstats_endpoint_errors", "Requests answered with an error", &labels)?;
-    let micros = gauge_vec(&r, "userstats_endpoint_processing_microseconds", "Average processing time", &labels)?;
+    let seconds =
+        GaugeVec::new(Opts::new("userstats_endpoint_processing_seconds", "Average processing time"), &labels)?;
+    r.register(Box::new(seconds.clone()))?;
     for ((function, endpoint), (n, e, avg)) in &fleet.endpoints {
         let l = [function.as_str(), endpoint.as_str()];
         requests.with_label_values(&l).set(*n as i64);
         errors.with_label_values(&l).set(*e as i64);
-        micros.with_label_values(&l).set((*avg * 1e6) as i64);
+        seconds.with_label_values(&l).set(*avg);
     }
     let lag = gauge_vec(&r, "userstats_ingest_lag", "Events waiting in the stream for a function", &["function"])?;
     for (function, n) in &fleet.lag {
