@@ -204,9 +204,14 @@ pub fn serve(port: u16, shared: Shared) -> Result<std::thread::JoinHandle<()>> {
 /// The whole function: serve HTTP, refresh the snapshot every second until shutdown.
 pub async fn run(mut ctx: crate::harness::Context) -> Result<()> {
     let started = Instant::now();
-    let shared: Shared = Arc::new(RwLock::new(collect(&ctx.store, &ctx.client, started).await));
+    // Listen and register first (start-up time), then fill the first snapshot.
+    let shared: Shared = Arc::default();
     serve(ctx.config.metrics.port, shared.clone())?;
     let service = crate::harness::service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
+    let first = collect(&ctx.store, &ctx.client, started).await;
+    if let Ok(mut s) = shared.write() {
+        *s = first;
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

@@ -12,6 +12,7 @@
 //! * `reads` holds the read queries the query functions answer from.
 
 mod admin;
+mod bench;
 mod media;
 mod metrics;
 mod presence;

@@ -201,7 +201,8 @@ impl Store {
     /// A user's message counts per channel (not the domain rollup), count desc.
     pub async fn user_channel_messages(&self, domain: &str, name: &str) -> Result<Vec<(String, i64)>> {
         self.all(
-            "SELECT channel, messages FROM user_counts WHERE domain = ?1 AND name_key = ?2 AND channel <> '' \
+            "SELECT channel, messages FROM user_counts INDEXED BY user_counts_by_user \
+             WHERE domain = ?1 AND name_key = ?2 AND channel <> '' \
              AND messages > 0 ORDER BY messages DESC, channel",
             [domain, &name.to_lowercase()],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -224,9 +225,10 @@ impl Store {
                  WHERE domain = ?1 AND name_key = ?2 AND channel = ?3",
             ),
             None => (
-                "SELECT channel, total_ms, not_afk_ms FROM activity WHERE domain = ?1 AND name_key = ?2 AND ?3 = ''",
-                "SELECT channel, joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
+                "SELECT channel, total_ms, not_afk_ms FROM activity INDEXED BY activity_by_user \
                  WHERE domain = ?1 AND name_key = ?2 AND ?3 = ''",
+                "SELECT channel, joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
+                 INDEXED BY sessions_by_user WHERE domain = ?1 AND name_key = ?2 AND ?3 = ''",
             ),
         };
         let ch = channel.unwrap_or("");

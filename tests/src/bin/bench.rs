@@ -1,25 +1,169 @@
-//! `bench`: end-to-end throughput of the ingest functions, measured inside one run.
+//! `bench`: the project's benchmark, every figure measured inside one run
+//! (../shared/spec/04-targets.md). Starts its own nats-server(s), runs the release binaries
+//! against fresh databases and prints one line per figure next to its target, then a
+//! summary table.
 //!
-//! Starts its own nats-server, runs the release binaries against a fresh database, publishes
-//! a deterministic stream into the events stream and times publish → applied and committed
-//! (the function's durable `events_applied` counter). Prints one line per figure next to its
-//! target (../shared/spec/04-targets.md), plus where the time went (batch sizes, commits/s).
+//! Scenarios, in order (each its own function below):
 //!
-//! usage: bench [--events N] [--quick]   (scripts/bench builds the release binaries first)
+//! 1. chat ingest, 1 replica then 2 replicas: a deterministic chat stream (200 users, one
+//!    channel, kudos/emotes/votes detection on) published into JetStream; publish start →
+//!    every event applied and committed (the durable `events_applied` counter).
+//! 2. presence ingest: the same with a join/leave/AFK mix.
+//! 3. bootstrap, in process: a KV snapshot of 10,000 users + 2,000 emotes + 5,000 playlist
+//!    items applied by bootstrap-kv's code to a fresh database.
+//! 4. the big database (100,000 users, 5,000,000 messages; `--quick` 20,000 / 500,000),
+//!    prefilled with bulk SQL (`Tx::bench_prefill`, benchmark only — not by ingesting
+//!    events), then with all seven functions running on it:
+//!    * start-up of each function (process start → its micro service answers
+//!      `$SRV.PING`) and its idle RSS;
+//!    * bootstrap through real KV buckets and the bootstrap-kv process (`bootstrap.resync`);
+//!    * query latency: `user.stats` and `leaderboard.kudos` on their micro subjects at
+//!      2,000 requests/s in all (alternating), many in flight, while a publisher paces
+//!      10,000 chat events/s into the stream and ingest-chat counts them;
+//!    * `/metrics` scrape time (GET over loopback, 50 scrapes);
+//!    * RSS of every function under that load.
+//!
+//! usage: bench [--quick] [--events N] [--users N] [--messages N] [--load-seconds N]
+//! (scripts/bench builds the release binaries first)
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use userstats_tests::traffic::{Mix, Traffic};
 use userstats_tests::*;
 
 const T0: i64 = 1_763_884_800_000;
+const DOMAIN: &str = "cytu.be";
+const CHANNEL: &str = "420Grindhouse";
+/// Every function, in the order the big-database scenario starts them.
+const FUNCTIONS: [&str; 7] =
+    ["ingest-presence", "ingest-media", "ingest-chat", "bootstrap-kv", "query-user", "query-leaderboard", "metrics"];
 
-struct Run {
+/// How big each scenario is.
+struct Sizes {
+    /// Events per ingest scenario.
     events: u64,
-    seconds: f64,
-    publish_seconds: f64,
-    batches: i64,
-    rss_kib: Vec<u64>,
+    /// Users and messages in the big database.
+    users: i64,
+    messages: i64,
+    /// Length of the query-under-load window.
+    load: Duration,
+    chat_rate: f64,
+    query_rate: f64,
+}
+
+impl Sizes {
+    fn from_args() -> Result<Sizes> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut s = if quick {
+            Sizes {
+                events: 50_000,
+                users: 20_000,
+                messages: 500_000,
+                load: Duration::from_secs(10),
+                chat_rate: 10_000.0,
+                query_rate: 2_000.0,
+            }
+        } else {
+            Sizes {
+                events: 500_000,
+                users: 100_000,
+                messages: 5_000_000,
+                load: Duration::from_secs(30),
+                chat_rate: 10_000.0,
+                query_rate: 2_000.0,
+            }
+        };
+        let value = |name: &str| -> Result<Option<u64>> {
+            match args.iter().position(|a| a == name) {
+                Some(i) => Ok(Some(
+                    args.get(i + 1)
+                        .with_context(|| format!("{name} N"))?
+                        .parse()
+                        .with_context(|| format!("{name} N"))?,
+                )),
+                None => Ok(None),
+            }
+        };
+        if let Some(n) = value("--events")? {
+            s.events = n;
+        }
+        if let Some(n) = value("--users")? {
+            s.users = n as i64;
+        }
+        if let Some(n) = value("--messages")? {
+            s.messages = n as i64;
+        }
+        if let Some(n) = value("--load-seconds")? {
+            s.load = Duration::from_secs(n);
+        }
+        Ok(s)
+    }
+}
+
+/// Every figure, printed when measured and again in the final table.
+#[derive(Default)]
+struct Summary {
+    rows: Vec<(String, String, String, Option<bool>)>,
+}
+
+impl Summary {
+    /// A figure with a target: one line now, one row in the table.
+    fn figure(&mut self, label: &str, value: String, target: &str, met: Option<bool>) {
+        let mark = match met {
+            Some(true) => "  [met]",
+            Some(false) => "  [MISSED]",
+            None => "",
+        };
+        println!("{label}: {value} (target {target}){mark}");
+        self.rows.push((label.into(), value, target.into(), met));
+    }
+
+    /// Context for the figures (where the time goes): printed, not in the table.
+    fn note(&self, label: &str, text: String) {
+        println!("  {label}: {text}");
+    }
+
+    fn print_table(&self) {
+        let w0 = self.rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(10);
+        let w1 = self.rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(10);
+        println!("\n== summary ==");
+        println!("{:<w0$} | {:<w1$} | target", "figure", "measured");
+        println!("{}", "-".repeat(w0 + w1 + 20));
+        for (label, value, target, met) in &self.rows {
+            let mark = match met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "-",
+            };
+            println!("{label:<w0$} | {value:<w1$} | {target} [{mark}]");
+        }
+        let missed: Vec<&str> = self.rows.iter().filter(|r| r.3 == Some(false)).map(|r| r.0.as_str()).collect();
+        if missed.is_empty() {
+            println!("all targets met");
+        } else {
+            println!("targets missed ({}): {}", missed.len(), missed.join("; "));
+        }
+    }
+}
+
+/// Start-up and RSS of each function, from whichever scenario measured them.
+#[derive(Default)]
+struct Fleet {
+    startup_ms: BTreeMap<String, f64>,
+    idle_kib: BTreeMap<String, u64>,
+    loaded_kib: BTreeMap<String, u64>,
+}
+
+impl Fleet {
+    fn loaded(&mut self, function: &str, kib: u64) {
+        let v = self.loaded_kib.entry(function.to_string()).or_default();
+        *v = (*v).max(kib);
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -31,37 +175,114 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `replicas` copies of `function` over `n` events of `mix`.
-async fn run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result<Run> {
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Calls `f(i)` for i = 0, 1, ... at `rate` per second until `duration` has passed (catching
+/// up when the clock tick was late); returns how many calls were made.
+async fn paced<F, Fut>(rate: f64, duration: Duration, mut f: F) -> u64
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    let mut done = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let elapsed = start.elapsed();
+        if elapsed >= duration {
+            return done;
+        }
+        let due = (elapsed.as_secs_f64() * rate) as u64;
+        while done < due {
+            f(done).await;
+            done += 1;
+        }
+    }
+}
+
+/// Polls `$SRV.PING.userstats-{function}` every 2 ms until it answers.
+async fn wait_ping(client: &async_nats::Client, function: &str, timeout: Duration) -> Result<()> {
+    let subject = format!("$SRV.PING.userstats-{function}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(100), client.request(subject.clone(), "".into())).await
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{function} did not register within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios 1 and 2: ingest throughput.
+
+struct Run {
+    events: u64,
+    seconds: f64,
+    publish_seconds: f64,
+    batches: i64,
+    peak_rss_kib: Vec<u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+
+    fn where_time_goes(&self, s: &Summary, label: &str) {
+        s.note(
+            label,
+            format!(
+                "{} events in {:.2} s, published at {:.0}/s; {} batches, avg {:.0} events/batch, {:.0} commits/s; peak RSS {:.1} MiB",
+                self.events,
+                self.seconds,
+                self.events as f64 / self.publish_seconds,
+                self.batches,
+                self.events as f64 / self.batches.max(1) as f64,
+                self.batches as f64 / self.seconds,
+                mib(self.peak_rss_kib.iter().copied().max().unwrap_or(0)),
+            ),
+        );
+    }
+}
+
+/// Runs `replicas` copies of `function` over `n` events of `mix`: publish (JetStream, acked)
+/// → every event applied and committed.
+async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result<Run> {
     let nats = NatsServer::start();
     let dir = TempDir::new("bench");
     let db = dir.file("userstats.db");
     let config = write_config(&dir, &nats.url(), &db, "");
     let client = nats.client().await;
-    let started = Instant::now();
     let procs: Vec<FunctionProcess> =
         (0..replicas).map(|_| FunctionProcess::spawn(function, &config, &dir, &[])).collect();
-    if let Err(e) = wait_registered(&client, &format!("userstats-{function}"), Duration::from_secs(20)).await {
-        anyhow::bail!("{e:#}\n{}", procs[0].log_text());
-    }
-    let startup = started.elapsed();
-    let idle_rss: Vec<u64> = procs.iter().map(|p| rss_kib(p.pid())).collect();
-    if replicas == 1 {
-        println!(
-            "  start-up ({function}): {:.0} ms to registered (target ≤ 300 ms); idle RSS {} MiB (target ≤ 30)",
-            startup.as_secs_f64() * 1000.0,
-            idle_rss[0] / 1024
-        );
+    if let Err(e) = wait_ping(&client, function, Duration::from_secs(20)).await {
+        bail!("{e:#}\n{}", procs[0].log_text());
     }
 
-    let mut traffic = Traffic::new(42, 200, "420Grindhouse", T0, mix);
+    let mut traffic = Traffic::new(42, 200, CHANNEL, T0, mix);
     let mut messages = traffic.preamble();
     if mix == Mix::Presence {
         messages.truncate(1); // the userlist only
     } else {
         messages.clear();
     }
-    let preamble = messages.len() as u64;
     messages.extend((0..n).map(|_| traffic.next_event()));
     let total = messages.len() as u64;
 
@@ -81,46 +302,83 @@ async fn run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result<Run> {
         ack.await.context("publish ack")?;
     }
     let publish_seconds = t.elapsed().as_secs_f64();
-    let mut peak_rss = vec![0u64; replicas];
+    let mut peak_rss_kib = vec![0u64; replicas];
     loop {
         let applied = store.counter(function, "events_applied").await.unwrap_or(0) as u64;
         for (i, p) in procs.iter().enumerate() {
-            peak_rss[i] = peak_rss[i].max(rss_kib(p.pid()));
+            peak_rss_kib[i] = peak_rss_kib[i].max(rss_kib(p.pid()));
         }
         if applied >= total {
             break;
         }
         if t.elapsed() > Duration::from_secs(600) {
-            anyhow::bail!("{function}: only {applied} of {total} applied after 10 minutes");
+            bail!("{function}: only {applied} of {total} applied after 10 minutes");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = t.elapsed().as_secs_f64();
     let batches = store.counter(function, "batches").await.unwrap_or(0);
-    let _ = preamble;
-    Ok(Run { events: total, seconds, publish_seconds, batches, rss_kib: peak_rss })
+    Ok(Run { events: total, seconds, publish_seconds, batches, peak_rss_kib })
 }
 
-fn report(label: &str, r: &Run, target: &str) -> f64 {
-    let rate = r.events as f64 / r.seconds;
-    println!(
-        "{label}: {:.0} events/s ({} events in {:.2} s; target {target}) | published at {:.0}/s | {} batches, avg {:.0} events/batch, {:.0} commits/s | peak RSS {} MiB",
-        rate,
-        r.events,
-        r.seconds,
-        r.events as f64 / r.publish_seconds,
-        r.batches,
-        r.events as f64 / r.batches.max(1) as f64,
-        r.batches as f64 / r.seconds,
-        r.rss_kib.iter().max().copied().unwrap_or(0) / 1024,
+/// Chat ingest with one replica, then two; and their ratio.
+async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
+    let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1).await?;
+    s.figure(
+        "chat ingest, 1 replica",
+        format!("{:.0} events/s", one.rate()),
+        "≥ 50,000/s over ≥ 500,000 events",
+        Some(one.rate() >= 50_000.0 && one.events >= 500_000),
     );
-    rate
+    one.where_time_goes(s, "1 replica");
+    let two = ingest_run("ingest-chat", Mix::Chat, sizes.events, 2).await?;
+    s.figure("chat ingest, 2 replicas", format!("{:.0} events/s", two.rate()), "not slower than 1 replica", None);
+    two.where_time_goes(s, "2 replicas");
+    let ratio = two.rate() / one.rate();
+    s.figure(
+        "chat ingest, 2 replicas / 1 replica",
+        format!("{ratio:.2}"),
+        "≥ 1.0 within noise (≥ 0.9)",
+        Some(ratio >= 0.9),
+    );
+    for r in [&one, &two] {
+        fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
+    }
+    Ok(())
 }
 
-/// bootstrap-kv's apply (in process, release build): a KV snapshot of 10,000 users + 2,000
-/// emotes + 5,000 playlist items applied to a fresh database in one transaction.
-async fn bootstrap_snapshot() -> Result<()> {
-    use serde_json::{json, Value};
+/// Presence ingest, one replica.
+async fn presence_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
+    let p = ingest_run("ingest-presence", Mix::Presence, sizes.events, 1).await?;
+    s.figure(
+        "presence ingest, 1 replica",
+        format!("{:.0} events/s", p.rate()),
+        "≥ 20,000/s",
+        Some(p.rate() >= 20_000.0),
+    );
+    p.where_time_goes(s, "presence");
+    fleet.loaded("ingest-presence", p.peak_rss_kib.iter().copied().max().unwrap_or(0));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 3: bootstrap in process.
+
+/// The KV snapshot of the bootstrap target: 10,000 users, 2,000 emotes, 5,000 playlist items.
+fn kv_snapshot_values() -> (Value, Value, Value) {
+    let users: Vec<Value> =
+        (0..10_000).map(|i| json!({"name": format!("user{i}"), "rank": 1, "meta": {"afk": i % 7 == 0}})).collect();
+    let emotes: Vec<Value> =
+        (0..2_000).map(|i| json!({"name": format!("emote{i}"), "image": "", "source": ""})).collect();
+    let items: Vec<Value> = (0..5_000)
+        .map(|i| json!({"media": {"id": format!("v{i}"), "title": format!("Video_{i}.mp4"), "seconds": 60, "type": "yt"}, "uid": i}))
+        .collect();
+    (Value::from(users), Value::from(emotes), Value::from(items))
+}
+
+/// bootstrap-kv's apply (in process, release build): the snapshot applied to a fresh database
+/// in one transaction.
+async fn bootstrap_snapshot(s: &mut Summary) -> Result<()> {
     use shared::bootstrap::{self, Applier, ChannelSnapshot, KvValue};
     let dir = TempDir::new("bench-bootstrap");
     let store = shared::store::Store::open(&dir.file("userstats.db"), Duration::from_secs(5)).await?;
@@ -131,54 +389,447 @@ async fn bootstrap_snapshot() -> Result<()> {
         created_ms: T0,
         value: v.to_string().into_bytes(),
     };
-    let users: Vec<Value> =
-        (0..10_000).map(|i| json!({"name": format!("user{i}"), "rank": 1, "meta": {"afk": i % 7 == 0}})).collect();
-    let emotes: Vec<Value> =
-        (0..2_000).map(|i| json!({"name": format!("emote{i}"), "image": "", "source": ""})).collect();
-    let items: Vec<Value> = (0..5_000)
-        .map(|i| json!({"media": {"id": format!("v{i}"), "title": format!("Video_{i}.mp4"), "seconds": 60, "type": "yt"}, "uid": i}))
-        .collect();
+    let (users, emotes, items) = kv_snapshot_values();
     let snap = ChannelSnapshot {
-        users: Some(value("kryten_bench_userlist", "users", Value::from(users))),
-        emotes: Some(value("kryten_bench_emotes", "list", Value::from(emotes))),
-        items: Some(value("kryten_bench_playlist", "items", Value::from(items))),
+        users: Some(value("kryten_bench_userlist", "users", users)),
+        emotes: Some(value("kryten_bench_emotes", "list", emotes)),
+        items: Some(value("kryten_bench_playlist", "items", items)),
         current: None,
     };
     let started = Instant::now();
-    let events = bootstrap::snapshot_events("cytu.be", "bench", &snap);
+    let events = bootstrap::snapshot_events(DOMAIN, "bench", &snap);
     let config = shared::config::Config::default();
-    let (applied, _) =
-        bootstrap::apply_snapshot(&store, &mut Applier::new(&config), "cytu.be", "bench", &events).await?;
-    println!(
-        "bootstrap: 10,000 users + 2,000 emotes + 5,000 playlist items applied in {:.3} s (target ≤ 1 s; {} sessions opened)",
-        started.elapsed().as_secs_f64(),
-        applied.users_opened
+    let (applied, _) = bootstrap::apply_snapshot(&store, &mut Applier::new(&config), DOMAIN, "bench", &events).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    s.figure(
+        "bootstrap, in process (10k users + 2k emotes + 5k playlist)",
+        format!("{seconds:.3} s ({} sessions opened)", applied.users_opened),
+        "≤ 1 s",
+        Some(seconds <= 1.0),
     );
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------
+// Scenario 4: the big database with every function running.
+
+/// One query: (command index, latency ms, answered with success, sent at s after the start).
+type Sample = (usize, f64, bool, f64);
+
+struct BigRig {
+    nats: NatsServer,
+    dir: TempDir,
+    db: String,
+    config: String,
+    metrics_port: u16,
+    procs: Vec<FunctionProcess>,
+    client: async_nats::Client,
+}
+
+impl BigRig {
+    /// A nats-server, a config for one channel, and the database prefilled with bulk SQL.
+    async fn prefill(s: &mut Summary, sizes: &Sizes) -> Result<BigRig> {
+        let nats = NatsServer::start();
+        let dir = TempDir::new("bench-big");
+        let db = dir.file("userstats.db");
+        let metrics_port = free_port();
+        let extra =
+            format!("[metrics]\nport = {metrics_port}\n[[channels]]\ndomain = \"{DOMAIN}\"\nchannel = \"{CHANNEL}\"\n");
+        let config = write_config(&dir, &nats.url(), &db, &extra);
+        let store = open_store(&db).await;
+        let started = Instant::now();
+        let mut tx = store.write().await?;
+        let p = tx.bench_prefill(DOMAIN, CHANNEL, sizes.users, sizes.messages, T0 - 86_400_000).await?;
+        tx.commit().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(format!("{db}-wal")).map(|m| m.len()).unwrap_or(0);
+        s.note(
+            "prefill",
+            format!(
+                "bulk SQL (benchmark-only Tx::bench_prefill), not ingested events: {} users, {} messages, {} kudos, {} emote uses, {} rows in {seconds:.2} s; database {:.0} MiB",
+                p.users, p.messages, p.kudos, p.emotes, p.rows, size as f64 / 1048576.0
+            ),
+        );
+        let client = nats.client().await;
+        Ok(BigRig { nats, dir, db, config, metrics_port, procs: Vec::new(), client })
+    }
+
+    fn pid(&self, function: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == function).map(|p| p.pid())
+    }
+
+    /// Starts every function, one at a time, on the prefilled database: process start →
+    /// micro service answering; then the idle RSS of each once all have settled.
+    async fn start_all(&mut self, s: &mut Summary, fleet: &mut Fleet) -> Result<()> {
+        for function in FUNCTIONS {
+            if !binary(function).exists() {
+                s.note(function, "not built: skipped".into());
+                continue;
+            }
+            let started = Instant::now();
+            let p = FunctionProcess::spawn(function, &self.config, &self.dir, &[]);
+            if let Err(e) = wait_ping(&self.client, function, Duration::from_secs(20)).await {
+                bail!("{e:#}\n{}", p.log_text());
+            }
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            fleet.startup_ms.insert(function.into(), ms);
+            self.procs.push(p);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for p in &self.procs {
+            fleet.idle_kib.insert(p.name.clone(), rss_kib(p.pid()));
+        }
+        let slowest = fleet.startup_ms.iter().max_by(|a, b| a.1.total_cmp(b.1));
+        if let Some((function, ms)) = slowest {
+            s.figure(
+                "start-up, slowest function (process start → micro service registered)",
+                format!("{ms:.0} ms ({function}; database already created)"),
+                "≤ 300 ms",
+                Some(*ms <= 300.0),
+            );
+        }
+        let biggest = fleet.idle_kib.iter().max_by_key(|x| *x.1);
+        if let Some((function, kib)) = biggest {
+            s.figure(
+                "RSS idle, biggest function",
+                format!("{:.1} MiB ({function})", mib(*kib)),
+                "≤ 30 MiB",
+                Some(mib(*kib) <= 30.0),
+            );
+        }
+        Ok(())
+    }
+
+    /// The bootstrap target end to end: the snapshot put into real KV buckets, then
+    /// `bootstrap.resync` asked of the running bootstrap-kv (reads the buckets, applies).
+    async fn bootstrap_kv(&self, s: &mut Summary) -> Result<()> {
+        if self.pid("bootstrap-kv").is_none() {
+            return Ok(());
+        }
+        let js = async_nats::jetstream::new(self.client.clone());
+        let (users, emotes, items) = kv_snapshot_values();
+        for (kind, key, value) in
+            [("userlist", "users", users), ("emotes", "list", emotes), ("playlist", "items", items)]
+        {
+            let bucket = format!("kryten_{CHANNEL}_{kind}");
+            let kv = js
+                .create_key_value(async_nats::jetstream::kv::Config { bucket: bucket.clone(), ..Default::default() })
+                .await
+                .with_context(|| format!("create KV bucket {bucket}"))?;
+            kv.put(key, value.to_string().into()).await.with_context(|| format!("put {bucket}/{key}"))?;
+        }
+        let started = Instant::now();
+        let reply = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.request("bootstrap.resync", json!({"channel": CHANNEL}).to_string().into()),
+        )
+        .await
+        .context("bootstrap.resync timed out")??;
+        let seconds = started.elapsed().as_secs_f64();
+        let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
+        let ok = answer["success"].as_bool().unwrap_or(false);
+        s.figure(
+            "bootstrap via KV buckets and bootstrap-kv (resync request → applied)",
+            format!("{seconds:.3} s{}", if ok { "" } else { " (answer not success)" }),
+            "≤ 1 s",
+            Some(ok && seconds <= 1.0),
+        );
+        if !ok {
+            s.note("bootstrap-kv answered", answer.to_string().chars().take(300).collect());
+        }
+        Ok(())
+    }
+
+    /// Where query time goes: each command asked 200 times one after the other, nothing
+    /// else running — its service time, so 1 / p50 bounds what one replica can answer.
+    async fn queries_alone(&self, s: &mut Summary, sizes: &Sizes) -> Result<()> {
+        for (subject, name) in
+            [("userstats.query.user.stats", "user.stats"), ("userstats.query.leaderboard.kudos", "leaderboard.kudos")]
+        {
+            let mut ms = Vec::with_capacity(200);
+            for i in 0..200u64 {
+                let body = if name == "user.stats" {
+                    json!({"username": format!("user{}", i.wrapping_mul(2_654_435_761) % sizes.users as u64)})
+                } else {
+                    json!({"channel": CHANNEL})
+                };
+                let sent = Instant::now();
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(5), self.client.request(subject, body.to_string().into()))
+                        .await;
+                if !matches!(&answer, Ok(Ok(m)) if std::str::from_utf8(&m.payload).is_ok_and(|t| t.contains("\"success\":true")))
+                {
+                    bail!("{name} failed when asked alone: {answer:?}");
+                }
+                ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            s.note(
+                &format!("{name} alone (no load, one at a time)"),
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms → at most ~{:.0} requests/s for one replica",
+                    percentile(&ms, 0.5),
+                    percentile(&ms, 0.99),
+                    1000.0 / percentile(&ms, 0.5)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Query latency while chat ingest runs, with RSS sampled and `/metrics` scraped.
+    async fn queries_under_load(&self, s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
+        let store = open_store(&self.db).await;
+        let applied_before = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
+        let batches_before = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+        let messages_before = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
+
+        // The channel's emote list and media first, so that detection has something to find.
+        let publisher = async_nats::connect(self.nats.url()).await?;
+        let mut traffic = Traffic::new(7, sizes.users as usize, CHANNEL, T0, Mix::Chat);
+        for (subject, body) in traffic.preamble().into_iter().skip(1) {
+            publisher.publish(subject, body.into()).await?;
+        }
+        publisher.flush().await?;
+
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let done = done.clone();
+            let pids: Vec<(String, u32)> = self.procs.iter().map(|p| (p.name.clone(), p.pid())).collect();
+            tokio::spawn(async move {
+                let mut peak: BTreeMap<String, u64> = BTreeMap::new();
+                while !done.load(Ordering::Relaxed) {
+                    for (name, pid) in &pids {
+                        let v = peak.entry(name.clone()).or_default();
+                        *v = (*v).max(rss_kib(*pid));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                peak
+            })
+        };
+
+        let (load, chat_target) = (sizes.load, sizes.chat_rate);
+        let chat = {
+            let publisher = publisher.clone();
+            tokio::spawn(async move {
+                let sent = paced(chat_target, load, |_| {
+                    let (subject, body) = traffic.next_event();
+                    let publisher = publisher.clone();
+                    async move {
+                        let _ = publisher.publish(subject, body.into()).await;
+                    }
+                })
+                .await;
+                let _ = publisher.flush().await;
+                sent
+            })
+        };
+
+        let scrapes_under_load = {
+            let port = self.metrics_port;
+            let gap = load / 60;
+            tokio::spawn(async move { scrape_times(port, 50, gap).await })
+        };
+
+        let client = async_nats::connect(self.nats.url()).await?;
+        let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let users = sizes.users as u64;
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        let asked = paced(sizes.query_rate, load, |i| {
+            let (command, body) = if i % 2 == 0 {
+                let user = (i / 2).wrapping_mul(2_654_435_761) % users;
+                (0usize, json!({"username": format!("user{user}")}))
+            } else {
+                (1usize, json!({"channel": CHANNEL}))
+            };
+            let subject = ["userstats.query.user.stats", "userstats.query.leaderboard.kudos"][command];
+            let (client, samples) = (client.clone(), samples.clone());
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(5), client.request(subject, body.to_string().into())).await;
+                let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                let ok = matches!(&answer, Ok(Ok(m)) if std::str::from_utf8(&m.payload).is_ok_and(|t| t.contains("\"success\":true")));
+                let at = sent.duration_since(t0).as_secs_f64();
+                samples.lock().expect("samples").push((command, ms, ok, at));
+            }));
+            async {}
+        })
+        .await;
+        let published = chat.await?;
+        for t in tasks {
+            let _ = t.await;
+        }
+        let load_seconds = t0.elapsed().as_secs_f64().min(load.as_secs_f64());
+        let applied_end = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
+        let batches_end = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+
+        // Let ingest catch up, still sampling RSS.
+        let catch_up = Instant::now();
+        let target = applied_before + published as i64;
+        while store.counter("ingest-chat", "events_applied").await.unwrap_or(0) < target
+            && catch_up.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caught_up_after = catch_up.elapsed().as_secs_f64();
+        let applied_final = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
+        let batches_final = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+        let under_load = scrapes_under_load.await?;
+        done.store(true, Ordering::Relaxed);
+        for (name, kib) in sampler.await? {
+            fleet.loaded(&name, kib);
+        }
+        let messages_after = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
+
+        // Latency per command, the first second (warm-up) left out.
+        let samples = std::mem::take(&mut *samples.lock().expect("samples"));
+        let warm = |x: &&Sample| x.3 >= 1.0;
+        for (command, name) in [(0usize, "user.stats"), (1, "leaderboard.kudos")] {
+            let mine: Vec<_> = samples.iter().filter(warm).filter(|x| x.0 == command).collect();
+            let failed = mine.iter().filter(|x| !x.2).count();
+            let mut ms: Vec<f64> = mine.iter().map(|x| x.1).collect();
+            ms.sort_by(f64::total_cmp);
+            let (p50, p99) = (percentile(&ms, 0.50), percentile(&ms, 0.99));
+            let context =
+                format!("{} requests, {failed} failed; max {:.1} ms", ms.len(), ms.last().copied().unwrap_or(f64::NAN));
+            s.figure(
+                &format!("{name} latency p50"),
+                format!("{p50:.2} ms ({context})"),
+                "≤ 1 ms",
+                Some(p50 <= 1.0 && failed == 0),
+            );
+            s.figure(&format!("{name} latency p99"), format!("{p99:.2} ms"), "≤ 5 ms", Some(p99 <= 5.0 && failed == 0));
+        }
+        let chat_rate = (applied_end - applied_before) as f64 / load_seconds;
+        s.note(
+            "load",
+            format!(
+                "{asked} queries asked at {:.0}/s over {load_seconds:.1} s; chat published {published} at {:.0}/s, ingest-chat applied {:.0}/s during the window ({} batches, avg {:.0} events/batch, {:.0} commits/s), all {} applied {caught_up_after:.1} s after the window{}",
+                asked as f64 / load_seconds,
+                published as f64 / load_seconds,
+                chat_rate,
+                batches_end - batches_before,
+                (applied_end - applied_before) as f64 / (batches_end - batches_before).max(1) as f64,
+                (batches_end - batches_before) as f64 / load_seconds,
+                applied_final - applied_before,
+                if applied_final < target { " (NOT caught up)" } else { "" },
+            ),
+        );
+        s.note(
+            "database",
+            format!(
+                "{} users, {messages_before} counted messages when the load started, {messages_after} after ({} batches in all)",
+                sizes.users, batches_final - batches_before
+            ),
+        );
+        s.figure(
+            "chat ingest during the query load",
+            format!("{chat_rate:.0} events/s"),
+            &format!("keeps up with the {chat_target:.0}/s published"),
+            Some(chat_rate >= 0.95 * chat_target),
+        );
+
+        let quiet = scrape_times(self.metrics_port, 50, Duration::from_millis(5)).await;
+        let median = percentile(&quiet.0, 0.5);
+        s.figure(
+            &format!("/metrics scrape, {} users, median of {}", sizes.users, quiet.0.len()),
+            format!(
+                "{median:.2} ms (max {:.2} ms; under the query load: median {:.2} ms; {} bytes)",
+                quiet.0.last().copied().unwrap_or(f64::NAN),
+                percentile(&under_load.0, 0.5),
+                quiet.1
+            ),
+            "≤ 20 ms",
+            Some(median <= 20.0),
+        );
+        Ok(())
+    }
+}
+
+/// `n` GET /metrics over loopback, `gap` apart: sorted times in ms and the last body's size.
+async fn scrape_times(port: u16, n: usize, gap: Duration) -> (Vec<f64>, usize) {
+    let mut times = Vec::with_capacity(n);
+    let mut size = 0;
+    for _ in 0..n {
+        let one = tokio::task::spawn_blocking(move || -> std::io::Result<(f64, usize)> {
+            use std::io::{Read, Write};
+            let started = Instant::now();
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+            let mut body = Vec::new();
+            c.read_to_end(&mut body)?;
+            Ok((started.elapsed().as_secs_f64() * 1000.0, body.len()))
+        })
+        .await;
+        if let Ok(Ok((ms, bytes))) = one {
+            times.push(ms);
+            size = bytes;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    times.sort_by(f64::total_cmp);
+    (times, size)
+}
+
+/// Start-up and RSS per function, next to their targets.
+fn per_function(s: &mut Summary, fleet: &Fleet) {
+    for function in FUNCTIONS {
+        if let Some(ms) = fleet.startup_ms.get(function) {
+            s.figure(&format!("start-up {function}"), format!("{ms:.0} ms"), "≤ 300 ms", Some(*ms <= 300.0));
+        }
+        if let Some(kib) = fleet.idle_kib.get(function) {
+            s.figure(
+                &format!("RSS idle {function}"),
+                format!("{:.1} MiB", mib(*kib)),
+                "≤ 30 MiB",
+                Some(mib(*kib) <= 30.0),
+            );
+        }
+        if let Some(kib) = fleet.loaded_kib.get(function) {
+            s.figure(
+                &format!("RSS loaded {function}"),
+                format!("{:.1} MiB", mib(*kib)),
+                "≤ 100 MiB",
+                Some(mib(*kib) <= 100.0),
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut events: u64 = if quick { 50_000 } else { 200_000 };
-    if let Some(i) = args.iter().position(|a| a == "--events") {
-        events = args.get(i + 1).context("--events N")?.parse().context("--events N")?;
-    }
+    let sizes = Sizes::from_args()?;
     std::env::set_var("KRYTEN_TEST_PROFILE", std::env::var("KRYTEN_TEST_PROFILE").unwrap_or_else(|_| "release".into()));
-    println!("bench: {events} events per scenario, release binaries from {}", binary("ingest-chat").display());
+    println!(
+        "bench: {} events per ingest scenario; big database {} users / {} messages, {} s of queries at {:.0}/s with chat at {:.0}/s; release binaries from {}",
+        sizes.events,
+        sizes.users,
+        sizes.messages,
+        sizes.load.as_secs(),
+        sizes.query_rate,
+        sizes.chat_rate,
+        binary("ingest-chat").display()
+    );
+    let started = Instant::now();
+    let mut s = Summary::default();
+    let mut fleet = Fleet::default();
 
-    let one = run("ingest-chat", Mix::Chat, events, 1).await?;
-    let r1 = report("chat ingest, 1 replica", &one, "≥ 50,000/s");
-    let two = run("ingest-chat", Mix::Chat, events, 2).await?;
-    let r2 = report("chat ingest, 2 replicas", &two, "not slower than 1 replica");
-    println!("chat ingest, 2 replicas / 1 replica: {:.2} (target ≥ 1.0 within noise)", r2 / r1);
-    if binary("ingest-presence").exists() {
-        let p = run("ingest-presence", Mix::Presence, events, 1).await?;
-        report("presence ingest, 1 replica", &p, "≥ 20,000/s");
-    } else {
-        println!("presence ingest: skipped (ingest-presence not built)");
-    }
-    bootstrap_snapshot().await?;
+    chat_ingest(&mut s, &mut fleet, &sizes).await?;
+    presence_ingest(&mut s, &mut fleet, &sizes).await?;
+    bootstrap_snapshot(&mut s).await?;
+    let mut big = BigRig::prefill(&mut s, &sizes).await?;
+    big.start_all(&mut s, &mut fleet).await?;
+    big.bootstrap_kv(&mut s).await?;
+    big.queries_alone(&mut s, &sizes).await?;
+    big.queries_under_load(&mut s, &mut fleet, &sizes).await?;
+    drop(big);
+    per_function(&mut s, &fleet);
+
+    s.print_table();
+    println!("bench took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
