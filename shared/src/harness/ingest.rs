@@ -269,29 +269,37 @@ async fn next_batch(consumer: &PullConsumer, max: usize, wait: Duration) -> Vec<
     out
 }
 
+/// One pull request. Bounded by a client-side deadline too: a pull request the server lost
+/// (it restarted while we waited) would otherwise never end.
 async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
-    let batch = match wait {
-        None => consumer.fetch().max_messages(max).messages().await,
-        Some(w) => consumer.batch().max_messages(max).expires(w).messages().await,
-    };
-    match batch {
-        Ok(mut messages) => {
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(m) => out.push(m),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "fetch ended");
-                        break;
+    let deadline = wait.unwrap_or(Duration::ZERO) + Duration::from_secs(2);
+    let pull = async {
+        let batch = match wait {
+            None => consumer.fetch().max_messages(max).messages().await,
+            Some(w) => consumer.batch().max_messages(max).expires(w).messages().await,
+        };
+        match batch {
+            Ok(mut messages) => {
+                while let Some(m) = messages.next().await {
+                    match m {
+                        Ok(m) => out.push(m),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "fetch ended");
+                            break;
+                        }
                     }
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot fetch from the stream (NATS down?); retrying");
-            if wait.is_some() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch from the stream (NATS down?); retrying");
+                if wait.is_some() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
         }
+    };
+    if tokio::time::timeout(deadline, pull).await.is_err() {
+        tracing::debug!("pull request unanswered (server restarted?); asking again");
     }
 }
 
