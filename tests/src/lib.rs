@@ -391,3 +391,18 @@ impl Rig {
         open_store(&self.db).await
     }
 }
+
+/// The ingest function that consumes an event subject.
+pub fn owner(subject: &str) -> &'static str {
+    match subject.rsplit('.').next().unwrap_or("") {
+        "chatmsg" | "pm" => "ingest-chat",
+        "adduser" | "userleave" | "setafk" | "setusermeta" | "userlist" | "usercount" => "ingest-presence",
+        _ => "ingest-media",
+    }
+}
+
+/// All of a function's durable `rejected_*` counters added up.
+pub async fn rejected_total(store: &shared::store::Store, function: &str) -> i64 {
+    let counters = store.counters(function).await.unwrap_or_default();
+    counters.iter().filter(|(k, _)| k.starts_with("rejected_")).map(|(_, v)| v).sum()
+}

@@ -90,14 +90,6 @@ async fn drained(rig: &Rig, expected: &[(String, i64)]) {
     }
 }
 
-fn owner(subject: &str) -> &'static str {
-    match subject.rsplit('.').next().unwrap_or("") {
-        "chatmsg" | "pm" => "ingest-chat",
-        "adduser" | "userleave" | "setafk" | "setusermeta" | "userlist" | "usercount" => "ingest-presence",
-        _ => "ingest-media",
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_with_3_replicas_each_gives_the_undisturbed_numbers() {
     const USERS: usize = 300;

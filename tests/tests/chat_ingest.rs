@@ -201,16 +201,7 @@ async fn malformed_input_is_rejected_and_counted_and_good_events_around_it_apply
     good += 1;
     client.flush().await.unwrap();
     let store = open_store(&rig.db).await;
-    let rejected = || async {
-        store
-            .counters("ingest-chat")
-            .await
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.starts_with("rejected_"))
-            .map(|(_, v)| v)
-            .sum::<i64>()
-    };
+    let rejected = || async { rejected_total(&store, "ingest-chat").await };
     let r = eventually(Duration::from_secs(30), "all applied or rejected", || async {
         rejected().await >= n_bad && store.counter("ingest-chat", "events_applied").await.unwrap_or(0) > good
     })

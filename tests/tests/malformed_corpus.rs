@@ -11,14 +11,6 @@ use userstats_tests::*;
 const CH: &str = "420Grindhouse";
 const T0: i64 = 1_763_888_400_000;
 
-fn owner(subject: &str) -> &'static str {
-    match subject.rsplit('.').next().unwrap_or("") {
-        "chatmsg" | "pm" => "ingest-chat",
-        "adduser" | "userleave" | "setafk" | "setusermeta" | "userlist" | "usercount" => "ingest-presence",
-        _ => "ingest-media",
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_corpus_case_is_rejected_and_counted_and_good_events_apply() {
     let corpus: Vec<Value> = std::fs::read_to_string(workspace().join("tests/corpus/malformed.jsonl"))
@@ -46,16 +38,7 @@ async fn every_corpus_case_is_rejected_and_counted_and_good_events_apply() {
     let store = rig.store().await;
     let rejected = |f: &'static str| {
         let store = &store;
-        async move {
-            store
-                .counters(f)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|(k, _)| k.starts_with("rejected_"))
-                .map(|(_, v)| v)
-                .sum::<i64>()
-        }
+        async move { rejected_total(store, f).await }
     };
     rig.wait_applied("ingest-chat", corpus.len() as i64).await;
     let mut got = BTreeMap::new();
