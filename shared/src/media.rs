@@ -251,7 +251,7 @@ mod tests {
             apply(&store, &mut h, &[p]).await;
         }
         let mut tx = store.write().await.unwrap();
-        let log: Vec<(i64, String, String, String)> = tx.media_log(D, C, 10).await.unwrap();
+        let log: Vec<(i64, String, String, String)> = store.media_history(D, C, 10).await.unwrap();
         let ids: Vec<(&str, &str)> = log.iter().map(|(_, ty, id, _)| (ty.as_str(), id.as_str())).collect();
         assert_eq!(ids, vec![("fi", "A"), ("yt", "A"), ("yt", "B"), ("yt", "A")]);
         assert_eq!(log[3].0, T0 + S);
@@ -274,10 +274,8 @@ mod tests {
         ];
         let r = apply(&store, &mut h, &batch).await;
         assert_eq!(r.unknown, 0);
-        let mut tx = store.write().await.unwrap();
-        let ids: Vec<String> = tx.media_log(D, C, 10).await.unwrap().into_iter().map(|r| r.2).collect();
+        let ids: Vec<String> = store.media_history(D, C, 10).await.unwrap().into_iter().map(|r| r.2).collect();
         assert_eq!(ids, vec!["A", "B", "A"]);
-        tx.commit().await.unwrap();
     }
 
     fn interval(name: &str, added_ms: i64, removed_ms: Option<i64>) -> EmoteInterval {

@@ -725,7 +725,7 @@ pub(crate) mod tests {
         let mut tx = store.write().await.unwrap();
         let left = tx.population(D, C, 0).await.unwrap();
         assert_eq!(left.len(), 1, "only the snapshot just written");
-        let log = tx.media_log(D, C, 10).await.unwrap();
+        let log = store.media_history(D, C, 10).await.unwrap();
         assert_eq!(log.len(), 1, "the newest media entry of a channel is kept");
         assert_eq!(log[0].2, "last");
         tx.commit().await.unwrap();
@@ -772,8 +772,13 @@ pub(crate) mod tests {
             assert_eq!(tx.activity(D, ch, "alice").await.unwrap(), None);
             assert_eq!(tx.session(D, ch, "sleepy").await.unwrap(), None);
             assert_eq!(tx.usercount(D, ch).await.unwrap(), Some(12));
-            let log: Vec<(String, String, String)> =
-                tx.media_log(D, ch, 10).await.unwrap().into_iter().map(|(_, ty, id, title)| (ty, id, title)).collect();
+            let log: Vec<(String, String, String)> = store
+                .media_history(D, ch, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, ty, id, title)| (ty, id, title))
+                .collect();
             assert_eq!(
                 log,
                 vec![

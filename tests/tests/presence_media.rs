@@ -146,10 +146,7 @@ async fn media_log_votes_and_emote_changes_reach_chat() {
     rig.wait_seen("ingest-media", 6).await;
     rig.wait_seen("ingest-chat", 3).await;
     let store = open_store(&rig.db).await;
-    let log = {
-        let mut tx = store.write().await.unwrap();
-        tx.media_log(D, CH, 10).await.unwrap()
-    };
+    let log = store.media_history(D, CH, 10).await.unwrap();
     let ids: Vec<&str> = log.iter().map(|(_, _, id, _)| id.as_str()).collect();
     assert_eq!(ids, vec!["A", "B", "A"], "newest first: A, B, A");
     assert_eq!(log[1].3, "Movie B");

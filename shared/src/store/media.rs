@@ -24,22 +24,6 @@ impl Tx {
         Ok(())
     }
 
-    /// A channel's media log, newest first, as (at_ms, type, id, cleaned title).
-    pub async fn media_log(
-        &mut self,
-        domain: &str,
-        channel: &str,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, String, String)>> {
-        self.rows(
-            "SELECT at_ms, media_type, media_id, title FROM media_log WHERE domain = ?1 AND channel = ?2 \
-             ORDER BY at_ms DESC, id DESC LIMIT ?3",
-            (domain, channel, limit),
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .await
-    }
-
     /// True when the channel has any emote history at all.
     pub async fn has_emote_history(&mut self, domain: &str, channel: &str) -> Result<bool> {
         let rows = self
