@@ -153,14 +153,11 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         .with_context(|| format!("cannot create durable consumer {durable}"))?;
     tracing::info!(consumer = %durable, subjects = ?subjects, "consuming");
     let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
-    let mut last_tick = Instant::now();
+    let mut housekeeping = Housekeeping::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut lease = Lease::new(&durable);
     while !ctx.shutdown.is_set() {
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            periodic(ctx, handler).await;
-        }
+        housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
@@ -470,17 +467,37 @@ fn log_rejection(reason: &str, n: u64) {
     }
 }
 
-/// Housekeeping between batches: the handler's tick and pruning of old event ids.
-async fn periodic<H: Handler>(ctx: &Context, handler: &mut H) {
-    let now = now_ms();
-    if let Err(e) = handler.tick(&ctx.store, now).await {
-        tracing::warn!(error = %format!("{e:#}"), "periodic work failed; will retry");
+/// Housekeeping between batches: the handler's tick about once a second, pruning of old
+/// event ids once a minute (it takes the write lock, so not on every tick).
+struct Housekeeping {
+    last_tick: Instant,
+    last_prune: Option<Instant>,
+}
+
+impl Housekeeping {
+    fn new() -> Housekeeping {
+        Housekeeping { last_tick: Instant::now(), last_prune: None }
     }
-    // Ids older than the stream keeps events can never be redelivered.
-    let keep_ms = (ctx.config.ingest.stream_max_age_hours.max(1) * 3600 * 1000) as i64 + 3_600_000;
-    if let Ok(mut tx) = ctx.store.write().await {
-        if tx.prune_applied(now - keep_ms, 5000).await.is_ok() {
-            let _ = tx.commit().await;
+
+    async fn run_if_due<H: Handler>(&mut self, ctx: &Context, handler: &mut H) {
+        if self.last_tick.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_tick = Instant::now();
+        let now = now_ms();
+        if let Err(e) = handler.tick(&ctx.store, now).await {
+            tracing::warn!(error = %format!("{e:#}"), "periodic work failed; will retry");
+        }
+        if self.last_prune.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        // Ids older than the stream keeps events can never be redelivered.
+        let keep_ms = (ctx.config.ingest.stream_max_age_hours.max(1) * 3600 * 1000) as i64 + 3_600_000;
+        if let Ok(mut tx) = ctx.store.write().await {
+            if tx.prune_applied(now - keep_ms, 5000).await.is_ok() {
+                let _ = tx.commit().await;
+            }
         }
     }
 }
@@ -499,7 +516,7 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
     tracing::warn!("core NATS mode: events published while no replica runs are lost (use JetStream for durability)");
     let mut all = futures::stream::select_all(subs);
     let mut shutdown = ctx.shutdown.clone();
-    let mut last_tick = Instant::now();
+    let mut housekeeping = Housekeeping::new();
     let max = ctx.config.ingest.batch_max;
     while !ctx.shutdown.is_set() {
         let mut batch = Vec::new();
@@ -522,10 +539,7 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
                 .collect();
             let _ = apply_with_retry(ctx, handler, &incoming, || async {}).await;
         }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            periodic(ctx, handler).await;
-        }
+        housekeeping.run_if_due(ctx, handler).await;
     }
     Ok(())
 }
