@@ -289,9 +289,12 @@ pub fn emote_version_key(domain: &str, channel: &str) -> String {
     format!("emotes:{domain}:{channel}")
 }
 
+/// The events ingest-chat consumes.
+pub const EVENTS: &[&str] = &["chatmsg", "pm"];
+
 impl Handler for ChatHandler {
     fn events(&self) -> &'static [&'static str] {
-        &["chatmsg", "pm"]
+        EVENTS
     }
 
     fn depends_on(&self) -> &'static [&'static str] {

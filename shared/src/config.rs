@@ -60,8 +60,21 @@ pub struct NatsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// Local database file (created with its directory if missing).
+    /// Local database file (created with its directory if missing). Used when `url` is
+    /// empty.
     pub path: String,
+    /// Where the database is, when not the local `path`: a file path, or the URL of a libSQL
+    /// server (`http://`, `https://`, `libsql://`; sqld or Turso). Every function of every
+    /// host then shares that server: same migrations, one remote transaction per batch.
+    pub url: String,
+    /// Bearer token for the libSQL server (`${VAR}` keeps it out of the file).
+    pub auth_token: String,
+    /// Query and metrics functions only, with a server `url`: a local file kept as an
+    /// embedded replica of the server, so reads stay local; writes still go to the server.
+    /// Each process needs its own file (a second process on the same file fails at start).
+    pub replica_path: String,
+    /// How often an embedded replica pulls new writes from the server.
+    pub sync_interval_ms: u64,
     /// How long one attempt waits for another writer inside SQLite before the function's own
     /// back-off takes over (which keeps the events alive and logs once). Short on purpose:
     /// the wait blocks a runtime thread.
@@ -90,7 +103,9 @@ pub struct IngestConfig {
     pub batch_max: usize,
     /// Seconds before an event handed to a replica that died is handed out again.
     pub ack_wait_seconds: u64,
-    /// How long a chat message may wait for presence/media to catch up with it.
+    /// How long chat waits for presence/media when they make no progress at all (down, or a
+    /// replica taking over) before applying a batch without them (`late`). While they make
+    /// progress — a backlog, a slow database server — chat waits for them however long.
     pub dependency_wait_ms: u64,
     /// Longest believable session; longer durations are clamped and counted.
     pub max_session_days: u64,
@@ -167,7 +182,59 @@ impl Default for NatsConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { path: "data/userstats.db".into(), busy_timeout_ms: 250 }
+        DatabaseConfig {
+            path: "data/userstats.db".into(),
+            url: String::new(),
+            auth_token: String::new(),
+            replica_path: String::new(),
+            sync_interval_ms: 1000,
+            busy_timeout_ms: 250,
+        }
+    }
+}
+
+/// Where a function's database is, decided from `[database]` (see [`DatabaseConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local file shared by the processes of one host.
+    File { path: String },
+    /// A libSQL server: every read and write goes over its HTTP protocol.
+    Remote { url: String, token: String },
+    /// A local embedded replica of a libSQL server: reads local, writes to the server.
+    Replica { path: String, url: String, token: String, sync_interval: std::time::Duration },
+}
+
+impl DatabaseConfig {
+    /// Where the database is for a function that may (`reader`) or may not read from an
+    /// embedded replica. Fails with one clear line on a contradictory `[database]`.
+    pub fn location(&self, reader: bool) -> Result<Location> {
+        let url = self.url.trim();
+        let remote = ["http://", "https://", "libsql://"].iter().any(|s| url.to_ascii_lowercase().starts_with(s));
+        if !remote {
+            if url.contains("://") {
+                bail!("database.url {url:?} is neither a file path nor an http://, https:// or libsql:// URL");
+            }
+            if !self.replica_path.is_empty() {
+                bail!(
+                    "database.replica_path needs database.url to name a libSQL server (http://, https:// or libsql://)"
+                );
+            }
+            let path = url.strip_prefix("file:").unwrap_or(url);
+            let path = if path.is_empty() { self.path.as_str() } else { path };
+            if path.is_empty() {
+                bail!("database.path is empty: give a file path, or database.url for a libSQL server");
+            }
+            return Ok(Location::File { path: path.to_string() });
+        }
+        let (url, token) = (url.to_string(), self.auth_token.clone());
+        if reader && !self.replica_path.is_empty() {
+            if self.sync_interval_ms == 0 {
+                bail!("database.sync_interval_ms must be at least 1 with a replica_path");
+            }
+            let sync_interval = std::time::Duration::from_millis(self.sync_interval_ms);
+            return Ok(Location::Replica { path: self.replica_path.clone(), url, token, sync_interval });
+        }
+        Ok(Location::Remote { url, token })
     }
 }
 
@@ -296,9 +363,7 @@ impl Config {
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             bail!("ingest.batch_max must be between 1 and 10000");
         }
-        if self.database.path.is_empty() {
-            bail!("database.path is empty");
-        }
+        self.database.location(false)?;
         if self.snapshots.interval_seconds == 0 {
             bail!("snapshots.interval_seconds must be at least 1");
         }
@@ -454,5 +519,28 @@ mod tests {
         assert!(Config::load(None, &e).is_err());
         let e = env(&[("USERSTATS_INGEST_MODE", "kafka")]);
         assert!(format!("{:#}", Config::load(None, &e).unwrap_err()).contains("ingest.mode"));
+    }
+
+    #[test]
+    fn database_location_from_path_url_and_replica() {
+        let loc = |pairs: &[(&str, &str)], reader: bool| {
+            Config::load(None, &env(pairs)).and_then(|c| c.database.location(reader)).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(loc(&[], false), Ok(Location::File { path: "data/userstats.db".into() }));
+        assert_eq!(
+            loc(&[("USERSTATS_DATABASE_URL", "file:/x/a.db")], true),
+            Ok(Location::File { path: "/x/a.db".into() })
+        );
+        let remote = [("USERSTATS_DATABASE_URL", "http://127.0.0.1:8080"), ("USERSTATS_DATABASE_AUTH_TOKEN", "t")];
+        assert_eq!(loc(&remote, true), Ok(Location::Remote { url: "http://127.0.0.1:8080".into(), token: "t".into() }));
+        let mut replica = remote.to_vec();
+        replica.push(("USERSTATS_DATABASE_REPLICA_PATH", "/r/q.db"));
+        assert!(matches!(loc(&replica, true), Ok(Location::Replica { .. })));
+        // Writers ignore the replica and go to the server.
+        assert!(matches!(loc(&replica, false), Ok(Location::Remote { .. })));
+        let err = loc(&[("USERSTATS_DATABASE_URL", "postgres://x")], false).unwrap_err();
+        assert!(err.contains("neither a file path"), "{err}");
+        let err = loc(&[("USERSTATS_DATABASE_REPLICA_PATH", "/r/q.db")], true).unwrap_err();
+        assert!(err.contains("replica_path needs database.url"), "{err}");
     }
 }

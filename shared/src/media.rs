@@ -112,21 +112,24 @@ impl MediaHandler {
     }
 }
 
+/// The events ingest-media consumes.
+pub const EVENTS: &[&str] = &[
+    "changemedia",
+    "setcurrent",
+    "emotelist",
+    "updateemote",
+    "removeemote",
+    "renameemote",
+    "playlist",
+    "queue",
+    "delete",
+    "movevideo",
+    "mediaupdate",
+];
+
 impl Handler for MediaHandler {
     fn events(&self) -> &'static [&'static str] {
-        &[
-            "changemedia",
-            "setcurrent",
-            "emotelist",
-            "updateemote",
-            "removeemote",
-            "renameemote",
-            "playlist",
-            "queue",
-            "delete",
-            "movevideo",
-            "mediaupdate",
-        ]
+        EVENTS
     }
 
     async fn apply(&mut self, tx: &mut Tx, events: &[&Parsed], report: &mut Report) -> Result<()> {

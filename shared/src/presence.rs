@@ -423,9 +423,12 @@ impl PresenceHandler {
     }
 }
 
+/// The events ingest-presence consumes.
+pub const EVENTS: &[&str] = &["adduser", "userleave", "setafk", "setusermeta", "userlist", "usercount"];
+
 impl Handler for PresenceHandler {
     fn events(&self) -> &'static [&'static str] {
-        &["adduser", "userleave", "setafk", "setusermeta", "userlist", "usercount"]
+        EVENTS
     }
 
     async fn apply(&mut self, tx: &mut Tx, events: &[&Parsed], report: &mut Report) -> Result<()> {

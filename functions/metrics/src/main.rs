@@ -18,7 +18,7 @@ const FUNCTION: Function = Function {
 
 fn main() -> ExitCode {
     harness::block_on(FUNCTION, async {
-        let ctx = harness::start(FUNCTION).await?;
+        let ctx = harness::start_reader(FUNCTION).await?;
         shared::metrics::run(ctx).await
     })
 }

@@ -35,7 +35,8 @@ pub trait Handler: Send {
     fn events(&self) -> &'static [&'static str];
 
     /// Functions (short names) that must have applied every earlier event before a batch of
-    /// this one is applied (bounded by `ingest.dependency_wait_ms`).
+    /// this one is applied (while they make progress; `ingest.dependency_wait_ms` without any
+    /// progress gives up on them).
     fn depends_on(&self) -> &'static [&'static str] {
         &[]
     }
@@ -75,7 +76,6 @@ impl Report {
 struct Incoming {
     parsed: std::result::Result<Parsed, wire::Reject>,
     stream_seq: u64,
-    published_ms: i64,
 }
 
 /// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
@@ -301,37 +301,40 @@ async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>,
 }
 
 fn receive(m: &jetstream::Message) -> Incoming {
-    let (stream_seq, published_ms) = match m.info() {
-        Ok(i) => (i.stream_sequence, (i.published.unix_timestamp_nanos() / 1_000_000) as i64),
-        Err(_) => (0, now_ms()),
-    };
-    Incoming { parsed: wire::parse(&m.payload), stream_seq, published_ms }
+    let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    Incoming { parsed: wire::parse(&m.payload), stream_seq }
 }
 
 /// Waits until every dependency's consumer has acked (= applied) all its events published
-/// before this batch, or until the oldest event of the batch is `dependency_wait_ms` old.
+/// before this batch. A dependency that is behind but moving (a backlog, a slow database
+/// server) is waited for however long it takes; one that made no progress for
+/// `dependency_wait_ms` (down, or taking over) is given up on and the batch counted `late`.
 /// A dependency that is not deployed (no consumer) is not waited for.
 async fn wait_for_dependencies(ctx: &Context, stream: &jetstream::stream::Stream, deps: &[String], batch: &[Incoming]) {
     let last_seq = batch.iter().map(|i| i.stream_seq).max().unwrap_or(0);
-    let oldest_ms = batch.iter().map(|i| i.published_ms).min().unwrap_or(0);
-    let max_wait = ctx.config.ingest.dependency_wait_ms as i64;
+    let max_wait = Duration::from_millis(ctx.config.ingest.dependency_wait_ms);
+    let mut floors: Vec<u64> = vec![0; deps.len()];
+    let mut progressed = Instant::now();
     loop {
         let mut ready = true;
-        for dep in deps {
+        for (dep, floor) in deps.iter().zip(floors.iter_mut()) {
             if let Ok(info) = stream.consumer_info(dep).await {
                 let idle = info.num_pending == 0 && info.num_ack_pending == 0;
                 if !idle && info.ack_floor.stream_sequence + 1 < last_seq {
                     ready = false;
-                    break;
+                }
+                if info.ack_floor.stream_sequence > *floor {
+                    *floor = info.ack_floor.stream_sequence;
+                    progressed = Instant::now();
                 }
             }
         }
         if ready {
             return;
         }
-        if now_ms() - oldest_ms >= max_wait {
+        if progressed.elapsed() >= max_wait {
             ctx.stats.late.fetch_add(batch.len() as u64, Relaxed);
-            tracing::debug!("dependencies did not catch up within {max_wait} ms; applying anyway");
+            tracing::debug!("dependencies made no progress for {max_wait:?}; applying anyway");
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -533,10 +536,8 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
                     _ => break,
                 }
             }
-            let incoming: Vec<Incoming> = batch
-                .iter()
-                .map(|m| Incoming { parsed: wire::parse(&m.payload), stream_seq: 0, published_ms: now_ms() })
-                .collect();
+            let incoming: Vec<Incoming> =
+                batch.iter().map(|m| Incoming { parsed: wire::parse(&m.payload), stream_seq: 0 }).collect();
             let _ = apply_with_retry(ctx, handler, &incoming, || async {}).await;
         }
         housekeeping.run_if_due(ctx, handler).await;

@@ -91,12 +91,25 @@ pub fn block_on(function: Function, main: impl Future<Output = Result<()>>) -> E
 /// Loads the configuration, starts logging, opens the database and connects to NATS.
 /// Misconfiguration ends the process with one clear error line (returned as `Err`).
 pub async fn start(function: Function) -> Result<Context> {
+    start_as(function, false).await
+}
+
+/// [`start`] for a function that only reads (queries, metrics): it opens the embedded
+/// replica of `database.replica_path` when one is configured.
+pub async fn start_reader(function: Function) -> Result<Context> {
+    start_as(function, true).await
+}
+
+async fn start_as(function: Function, reader: bool) -> Result<Context> {
     let config = Config::from_env_and_args()?;
     init_tracing(config.json_logs);
     tracing::info!(function = function.name, version = function.version, "starting");
-    let store = Store::open(&config.database.path, Duration::from_millis(config.database.busy_timeout_ms))
+    let location = config.database.location(reader)?;
+    let name = crate::store::location_name(&location);
+    let store = Store::connect(&location, Duration::from_millis(config.database.busy_timeout_ms))
         .await
-        .with_context(|| format!("database {}", config.database.path))?;
+        .with_context(|| format!("database {name}"))?;
+    tracing::info!(database = %name, "database ready");
     let client = nats::connect(&config.nats, &function.service_name()).await?;
     let announce = lifecycle::Settings {
         metrics_port: config.metrics.port,

@@ -16,7 +16,7 @@
 //! `Nats-Service-Error`/`Nats-Service-Error-Code` headers (set here: async-nats' own error
 //! reply has an empty body). Every request is answered, a panicking handler included.
 
-use super::{block_on, start, Context, Function};
+use super::{block_on, start_reader, Context, Function};
 use crate::api::{self, ApiError, Owner, Params};
 use crate::query::{self, Ctx};
 use anyhow::{anyhow, Result};
@@ -36,7 +36,7 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
 /// answers, the routers, graceful stop.
 pub fn run_query(function: Function, owner: Owner) -> std::process::ExitCode {
     block_on(function, async move {
-        let ctx = start(function).await?;
+        let ctx = start_reader(function).await?;
         serve(ctx, owner).await
     })
 }

@@ -6,7 +6,10 @@
 //! when another process writes), result rows consumed at once so that no statement stays
 //! open.
 //!
-//! * [`Store`] opens the database and runs the migrations of [`schema`].
+//! * [`Store`] opens the database and runs the migrations of [`schema`]. The same code
+//!   runs against a libSQL server (sqld, Turso) by URL, where every statement is a round
+//!   trip and one write transaction per batch keeps that affordable, or an embedded
+//!   replica of one (reads local, writes forwarded to the server).
 //! * [`Tx`] is one write transaction with typed operations; the function logic in
 //!   `crate::chat` (and friends) decides *what* to write, `Tx` knows *how*.
 //! * `reads` holds the read queries the query functions answer from.
@@ -20,12 +23,13 @@ mod reads;
 mod schema;
 mod write;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use libsql::{params::IntoParams, Connection, Database, Statement, TransactionBehavior, Value};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::config::Location;
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
 pub use write::{Counts, EmoteInterval};
@@ -34,27 +38,55 @@ pub use write::{Counts, EmoteInterval};
 pub struct Store {
     _db: Database,
     conn: Connection,
+    /// Held for an embedded replica's life: two processes must never share its file.
+    _replica_lock: Option<std::fs::File>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens (creating if needed) a local database file and brings its schema up to date.
     pub async fn open(path: &str, busy_timeout: Duration) -> Result<Store> {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+        Store::connect(&Location::File { path: path.to_string() }, busy_timeout).await
+    }
+
+    /// Opens the database wherever it is — a local file, a libSQL server, or an embedded
+    /// replica of one — and brings its schema up to date (on the server, for a replica).
+    pub async fn connect(location: &Location, busy_timeout: Duration) -> Result<Store> {
+        let name = location_name(location);
+        let (db, replica_lock) = match location {
+            Location::File { path } => {
+                create_parent(path)?;
+                (libsql::Builder::new_local(path).build().await, None)
+            }
+            Location::Remote { url, token } => {
+                (libsql::Builder::new_remote(url.clone(), token.clone()).build().await, None)
+            }
+            Location::Replica { path, url, token, sync_interval } => {
+                create_parent(path)?;
+                let lock = lock_replica(path)?;
+                let db = libsql::Builder::new_remote_replica(path, url.clone(), token.clone())
+                    .sync_interval(*sync_interval)
+                    .read_your_writes(true)
+                    .build()
+                    .await;
+                (db, Some(lock))
+            }
+        };
+        let db = db.with_context(|| format!("cannot open database {name}"))?;
+        if matches!(location, Location::Replica { .. }) {
+            db.sync().await.with_context(|| format!("cannot sync the embedded replica from {name}"))?;
         }
-        let db =
-            libsql::Builder::new_local(path).build().await.with_context(|| format!("cannot open database {path}"))?;
-        let conn = db.connect().with_context(|| format!("cannot connect to database {path}"))?;
-        conn.busy_timeout(busy_timeout)?;
-        // journal_mode returns a row: query, not execute.
-        let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
-        while rows.next().await?.is_some() {}
-        drop(rows);
-        conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
-        conn.execute("PRAGMA foreign_keys=OFF", ()).await?;
-        let store = Store { _db: db, conn };
-        store.migrate().await.with_context(|| format!("cannot migrate database {path}"))?;
+        let conn = db.connect().with_context(|| format!("cannot connect to database {name}"))?;
+        if matches!(location, Location::File { .. }) {
+            conn.busy_timeout(busy_timeout)?;
+            // journal_mode returns a row: query, not execute.
+            let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
+            while rows.next().await?.is_some() {}
+            drop(rows);
+            conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+            conn.execute("PRAGMA foreign_keys=OFF", ()).await?;
+        }
+        let store = Store { _db: db, conn, _replica_lock: replica_lock };
+        store.migrate().await.with_context(|| format!("cannot migrate database {name}"))?;
         Ok(store)
     }
 
@@ -116,6 +148,41 @@ impl Store {
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// How a location is named in logs and errors (never with its token).
+pub fn location_name(location: &Location) -> String {
+    match location {
+        Location::File { path } => path.clone(),
+        Location::Remote { url, .. } => url.clone(),
+        Location::Replica { path, url, .. } => format!("{url} (embedded replica {path})"),
+    }
+}
+
+fn create_parent(path: &str) -> Result<()> {
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `{path}.lock`, so that a second process configured with the same
+/// replica file fails at start instead of corrupting it.
+fn lock_replica(path: &str) -> Result<std::fs::File> {
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot create {lock_path}"))?;
+    if file.try_lock().is_err() {
+        bail!(
+            "the embedded replica {path} is in use by another process: give each process its own database.replica_path"
+        );
+    }
+    Ok(file)
 }
 
 /// True when an error is "another process holds the database": worth waiting and retrying.
