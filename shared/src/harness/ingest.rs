@@ -18,6 +18,7 @@
 //! Core mode (`ingest.mode = "core"`, for servers without JetStream): a queue-group
 //! subscription per subject, same batching and idempotency, no durability.
 
+use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
 use crate::store::{is_busy, Store, Tx};
 use crate::wire::{self, Parsed};
@@ -164,14 +165,21 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
                 _ = shutdown.wait() => break,
             }
         }
+        let fetching = Instant::now();
         let messages = tokio::select! {
             m = next_batch(&consumer, cfg.batch_max, Duration::from_millis(500)) => m,
             _ = shutdown.wait() => break,
         };
         if !messages.is_empty() {
+            let time = &ctx.stats.time;
+            PhaseTimes::add(&time.fetch, fetching.elapsed());
+            let parsing = Instant::now();
             let incoming: Vec<Incoming> = messages.iter().map(receive).collect();
+            PhaseTimes::add(&time.parse, parsing.elapsed());
             if !deps.is_empty() {
+                let waiting = Instant::now();
                 wait_for_dependencies(ctx, &stream, &deps, &incoming).await;
+                PhaseTimes::add(&time.dependency_wait, waiting.elapsed());
             }
             let keep_alive = || async {
                 for m in &messages {
@@ -181,11 +189,13 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
             if apply_with_retry(ctx, handler, &incoming, keep_alive).await.is_err() {
                 continue; // not acked: handed out again after ack_wait
             }
+            let acking = Instant::now();
             for m in &messages {
                 if let Err(e) = m.ack().await {
                     tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
                 }
             }
+            PhaseTimes::add(&time.ack, acking.elapsed());
             let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
             ctx.stats.lag.store(lag, Relaxed);
         } else {
@@ -395,7 +405,9 @@ where
 
 async fn apply_once<H: Handler>(ctx: &Context, handler: &mut H, batch: &[Incoming]) -> Result<()> {
     let function = ctx.function.name;
+    let started = Instant::now();
     let mut tx = ctx.store.write().await?;
+    let begin = started.elapsed();
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut good: Vec<&Parsed> = Vec::with_capacity(batch.len());
     let mut ignored = 0u64;
@@ -423,9 +435,14 @@ async fn apply_once<H: Handler>(ctx: &Context, handler: &mut H, batch: &[Incomin
     for (name, n) in &report.extra {
         tx.add_counter(function, name, *n as i64).await?;
     }
+    let (applied, sql) = (started.elapsed(), begin + tx.sql_time());
+    let committing = Instant::now();
     tx.commit().await?;
 
     let s = &ctx.stats;
+    PhaseTimes::add(&s.time.sql, sql);
+    PhaseTimes::add(&s.time.detect_and_fold, applied.saturating_sub(sql));
+    PhaseTimes::add(&s.time.commit, committing.elapsed());
     s.events_applied.fetch_add(new.len() as u64, Relaxed);
     s.duplicates.fetch_add(duplicates, Relaxed);
     s.unknown_events.fetch_add(report.unknown, Relaxed);

@@ -29,6 +29,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Database connections per query process: requests run side by side on the runtime's
+/// threads instead of queueing behind one connection.
+const READERS: usize = 4;
+
 /// How long a routed request waits for the owning function's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
 
@@ -44,9 +48,14 @@ pub fn run_query(function: Function, owner: Owner) -> std::process::ExitCode {
 /// Serves until shutdown.
 pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
     let Context { function, config, client, store, mut shutdown, lifecycle, .. } = ctx;
+    let mut stores = Vec::with_capacity(READERS);
+    for _ in 1..READERS {
+        stores.push(tokio::sync::Mutex::new(store.another().await?));
+    }
+    stores.push(tokio::sync::Mutex::new(store));
     let q = Arc::new(Ctx {
         config,
-        store: tokio::sync::Mutex::new(store),
+        stores,
         client: client.clone(),
         started: Instant::now(),
         stats: Default::default(),

@@ -32,6 +32,45 @@ pub struct WorkStats {
     pub rejected_by_reason: Mutex<BTreeMap<String, u64>>,
     /// Function-specific figures (orphan leaves, clamped durations...).
     pub extra: Mutex<BTreeMap<String, u64>>,
+    /// Where the time of the batches goes.
+    pub time: PhaseTimes,
+}
+
+/// Where an ingest replica's time goes, in microseconds added up over its batches: enough
+/// to tell a slow database from slow detection or a slow NATS.
+#[derive(Default)]
+pub struct PhaseTimes {
+    /// Pulling a batch from JetStream (includes waiting for the first event of a burst).
+    pub fetch: AtomicU64,
+    /// Parsing the envelopes (JSON, validation).
+    pub parse: AtomicU64,
+    /// Waiting for dependencies (chat for presence and media).
+    pub dependency_wait: AtomicU64,
+    /// Inside SQL statements: begin, idempotency, the handler's reads and writes, counters.
+    pub sql: AtomicU64,
+    /// The handler's own work outside SQL: detection (kudos, emotes, votes) and folding.
+    pub detect_and_fold: AtomicU64,
+    pub commit: AtomicU64,
+    /// Acknowledging the batch's messages to JetStream.
+    pub ack: AtomicU64,
+}
+
+impl PhaseTimes {
+    pub fn add(phase: &AtomicU64, d: std::time::Duration) {
+        phase.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "fetch": self.fetch.load(Relaxed),
+            "parse": self.parse.load(Relaxed),
+            "dependency_wait": self.dependency_wait.load(Relaxed),
+            "sql": self.sql.load(Relaxed),
+            "detect_and_fold": self.detect_and_fold.load(Relaxed),
+            "commit": self.commit.load(Relaxed),
+            "ack": self.ack.load(Relaxed),
+        })
+    }
 }
 
 impl WorkStats {
@@ -65,6 +104,7 @@ impl WorkStats {
             "retries": self.retries.load(Relaxed),
             "lag": self.lag.load(Relaxed),
             "extra": extra,
+            "time_us": self.time.to_json(),
         })
     }
 }

@@ -53,8 +53,9 @@ impl QueryStats {
 /// What the commands read from.
 pub struct Ctx {
     pub config: Config,
-    /// One connection per replica; each command holds it for its few short statements.
-    pub store: Mutex<Store>,
+    /// A few connections to the database (see [`Ctx::store`]); each command holds one for
+    /// its few short statements.
+    pub stores: Vec<Mutex<Store>>,
     pub client: async_nats::Client,
     pub started: Instant,
     pub stats: QueryStats,
@@ -63,8 +64,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A free connection of the pool, or (all busy) the next one to come free in turn.
     pub async fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().await
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        if let Some(free) = self.stores.iter().find_map(|s| s.try_lock().ok()) {
+            return free;
+        }
+        let i = NEXT.fetch_add(1, Relaxed) as usize % self.stores.len();
+        self.stores[i].lock().await
     }
 
     pub fn uptime_seconds(&self) -> u64 {

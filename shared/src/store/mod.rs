@@ -27,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use libsql::{params::IntoParams, Connection, Database, Statement, TransactionBehavior, Value};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::Location;
@@ -34,12 +35,15 @@ pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
 pub use write::{Counts, EmoteInterval};
 
-/// A handle on the database: one connection, used by one task at a time.
+/// A handle on the database: one connection, used by one task at a time. [`Store::another`]
+/// opens more connections to the same database (a pool of readers).
 pub struct Store {
-    _db: Database,
+    db: Arc<Database>,
     conn: Connection,
+    local: bool,
+    busy_timeout: Duration,
     /// Held for an embedded replica's life: two processes must never share its file.
-    _replica_lock: Option<std::fs::File>,
+    _replica_lock: Option<Arc<std::fs::File>>,
 }
 
 impl Store {
@@ -75,19 +79,41 @@ impl Store {
         if matches!(location, Location::Replica { .. }) {
             db.sync().await.with_context(|| format!("cannot sync the embedded replica from {name}"))?;
         }
+        let local = matches!(location, Location::File { .. });
         let conn = db.connect().with_context(|| format!("cannot connect to database {name}"))?;
-        if matches!(location, Location::File { .. }) {
-            conn.busy_timeout(busy_timeout)?;
-            // journal_mode returns a row: query, not execute.
+        if local {
+            // journal_mode returns a row: query, not execute. It stays set in the file.
             let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
             while rows.next().await?.is_some() {}
-            drop(rows);
-            conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
-            conn.execute("PRAGMA foreign_keys=OFF", ()).await?;
         }
-        let store = Store { _db: db, conn, _replica_lock: replica_lock };
+        let store = Store { db: Arc::new(db), conn, local, busy_timeout, _replica_lock: replica_lock.map(Arc::new) };
+        store.set_up_connection().await?;
         store.migrate().await.with_context(|| format!("cannot migrate database {name}"))?;
         Ok(store)
+    }
+
+    /// Another connection to the same database (same file, server or embedded replica).
+    pub async fn another(&self) -> Result<Store> {
+        let conn = self.db.connect().context("cannot open another database connection")?;
+        let store = Store {
+            db: self.db.clone(),
+            conn,
+            local: self.local,
+            busy_timeout: self.busy_timeout,
+            _replica_lock: self._replica_lock.clone(),
+        };
+        store.set_up_connection().await?;
+        Ok(store)
+    }
+
+    /// Per-connection settings of a local file (a server keeps its own).
+    async fn set_up_connection(&self) -> Result<()> {
+        if self.local {
+            self.conn.busy_timeout(self.busy_timeout)?;
+            self.conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+            self.conn.execute("PRAGMA foreign_keys=OFF", ()).await?;
+        }
+        Ok(())
     }
 
     /// Brings the schema up to date. Reads the version first, so opening an up-to-date
@@ -141,7 +167,7 @@ impl Store {
     /// other writers, then fails with an error for which [`is_busy`] is true.
     pub async fn write(&self) -> Result<Tx> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).await?;
-        Ok(Tx { tx, stmts: HashMap::new() })
+        Ok(Tx::new(tx))
     }
 
     /// The raw connection, for the read queries in this module.
@@ -197,22 +223,41 @@ pub fn is_busy(err: &anyhow::Error) -> bool {
     })
 }
 
-/// One write transaction with a cache of prepared statements (one compile per batch).
+/// One write transaction with a cache of prepared statements (one compile per batch). It
+/// adds up the time spent inside the database, so the ingest loop can tell SQL time from the
+/// rest ([`Tx::sql_time`]).
 pub struct Tx {
     tx: libsql::Transaction,
     stmts: HashMap<&'static str, Statement>,
+    sql_nanos: std::sync::atomic::AtomicU64,
 }
 
 impl Tx {
+    fn new(tx: libsql::Transaction) -> Tx {
+        Tx { tx, stmts: HashMap::new(), sql_nanos: Default::default() }
+    }
+
     pub async fn commit(self) -> Result<()> {
         drop(self.stmts);
         self.tx.commit().await?;
         Ok(())
     }
 
+    /// Time spent so far in SQL statements of this transaction (preparing, executing,
+    /// reading rows).
+    pub fn sql_time(&self) -> Duration {
+        Duration::from_nanos(self.sql_nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn spent(&self, since: std::time::Instant) {
+        self.sql_nanos.fetch_add(since.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     async fn stmt(&mut self, sql: &'static str) -> Result<&Statement> {
         if !self.stmts.contains_key(sql) {
+            let started = std::time::Instant::now();
             let s = self.tx.prepare(sql).await.with_context(|| format!("prepare {sql}"))?;
+            self.spent(started);
             self.stmts.insert(sql, s);
         }
         let s = &self.stmts[sql];
@@ -222,9 +267,11 @@ impl Tx {
 
     /// Runs a cached statement that returns no rows; gives the number of changed rows.
     async fn exec(&mut self, sql: &'static str, params: impl IntoParams) -> Result<usize> {
+        let started = std::time::Instant::now();
         let s = self.stmt(sql).await?;
         let n = s.execute(params).await?;
         s.reset();
+        self.spent(started);
         Ok(n)
     }
 
@@ -235,6 +282,7 @@ impl Tx {
         params: impl IntoParams,
         mut f: impl FnMut(&libsql::Row) -> Result<T>,
     ) -> Result<Vec<T>> {
+        let started = std::time::Instant::now();
         let s = self.stmt(sql).await?;
         let mut rows = s.query(params).await?;
         let mut out = Vec::new();
@@ -243,6 +291,7 @@ impl Tx {
         }
         drop(rows);
         s.reset();
+        self.spent(started);
         Ok(out)
     }
 
@@ -253,12 +302,23 @@ impl Tx {
         params: Vec<Value>,
         mut f: impl FnMut(&libsql::Row) -> Result<T>,
     ) -> Result<Vec<T>> {
+        let started = std::time::Instant::now();
         let mut rows = self.tx.query(sql, params).await?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().await? {
             out.push(f(&row)?);
         }
+        drop(rows);
+        self.spent(started);
         Ok(out)
+    }
+
+    /// Runs uncached SQL that returns no rows (bulk statements).
+    async fn exec_dyn(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
+        let started = std::time::Instant::now();
+        let n = self.tx.execute(sql, params).await?;
+        self.spent(started);
+        Ok(n)
     }
 }
 

@@ -52,7 +52,7 @@ impl Tx {
                     params.push(Value::Text(id.clone()));
                     params.push(Value::Integer(now_ms));
                 }
-                self.tx.execute(&sql, params).await?;
+                self.exec_dyn(&sql, params).await?;
             }
         }
         Ok(fresh)
