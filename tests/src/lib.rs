@@ -153,6 +153,12 @@ pub struct SqldServer {
 
 impl SqldServer {
     pub fn start() -> SqldServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra environment, e.g. `SQLD_AUTH_JWT_KEY` (the public key that JWTs must be
+    /// signed with).
+    pub fn start_with(env: &[(&str, &str)]) -> SqldServer {
         let bin = sqld_bin();
         let dir = TempDir::new("sqld");
         let port = free_port();
@@ -161,6 +167,7 @@ impl SqldServer {
             .arg(dir.path().join("data.sqld"))
             .args(["--http-listen-addr", &format!("127.0.0.1:{port}"), "--no-welcome"])
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("sqld.log")).map(Stdio::from).unwrap_or(Stdio::null()))
             .spawn()

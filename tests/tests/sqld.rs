@@ -148,3 +148,71 @@ async fn a_query_function_on_an_embedded_replica_sees_writes_within_its_sync_int
     }
     println!("replica lag after commit: {lags:?} (sync interval {SYNC_MS} ms)");
 }
+
+/// An EdDSA JWT (no claims: full access) signed with `key`, as sqld's --auth-jwt-key-file
+/// expects.
+fn jwt(key: &ed25519_dalek::SigningKey) -> String {
+    use base64::engine::{general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+    use ed25519_dalek::Signer;
+    let signed = format!("{}.{}", B64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#), B64.encode("{}"));
+    let signature = key.sign(signed.as_bytes());
+    format!("{signed}.{}", B64.encode(signature.to_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authenticated_sqld_takes_the_token_and_refuses_a_wrong_one_with_one_line() {
+    use base64::engine::{general_purpose::URL_SAFE_NO_PAD as B64, Engine};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let sqld = SqldServer::start_with(&[("SQLD_AUTH_JWT_KEY", &B64.encode(key.verifying_key().to_bytes()))]);
+    let nats = NatsServer::start();
+    let dir = TempDir::new("sqld-auth");
+    // The token comes from the environment through ${VAR}, as deploy/ recommends.
+    let config = write_config(&dir, &nats.url(), &sqld.url(), "");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[database]\n", "[database]\nauth_token = \"${DB_TOKEN}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let client = nats.client().await;
+
+    let token = jwt(&key);
+    let chat = FunctionProcess::spawn("ingest-chat", &config, &dir, &[("DB_TOKEN", &token)]);
+    wait_registered(&client, "userstats-ingest-chat", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", chat.log_text()));
+    let (s, d) = chat_event("token-1");
+    client.publish(s, d.into()).await.unwrap();
+    let store = shared::store::Store::connect(
+        &shared::store::Location::Remote { url: sqld.url(), token: token.clone() },
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(20), "the message counted on the authenticated server", || async {
+        store.user_counts(DOMAIN, CHANNEL, "tokenuser").await.map(|c| c.messages).unwrap_or(0) == 1
+    })
+    .await
+    .unwrap();
+
+    let wrong = jwt(&ed25519_dalek::SigningKey::from_bytes(&[8; 32]));
+    for (what, env) in [("a wrong token", vec![("DB_TOKEN", wrong.as_str())]), ("no token", vec![])] {
+        let mut p = FunctionProcess::spawn("query-user", &config, &dir, &env);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(code) = p.exited() {
+                break code;
+            }
+            assert!(Instant::now() < deadline, "{what}: query-user kept running\n{}", p.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let log = p.log_text();
+        assert_eq!(code, 1, "{what}: {log}");
+        let error_lines: Vec<&str> = log.lines().filter(|l| l.contains("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{what}: one clear line\n{log}");
+        println!("{what}: {}", error_lines[0]);
+        assert!(error_lines[0].contains(&sqld.url()), "{what}: names the server\n{log}");
+        assert!(!log.contains(&token) && !log.contains(&wrong), "{what}: a token never reaches the log");
+    }
+}
+
+fn chat_event(id: &str) -> (String, String) {
+    chat(CHANNEL, "tokenuser", "hi", 1_763_884_800_000, id)
+}

@@ -17,7 +17,7 @@ pub mod service;
 
 use crate::config::Config;
 use crate::store::Store;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -106,9 +106,8 @@ async fn start_as(function: Function, reader: bool) -> Result<Context> {
     tracing::info!(function = function.name, version = function.version, "starting");
     let location = config.database.location(reader)?;
     let name = crate::store::location_name(&location);
-    let store = Store::connect(&location, Duration::from_millis(config.database.busy_timeout_ms))
-        .await
-        .with_context(|| format!("database {name}"))?;
+    // Its errors name the database and what to check.
+    let store = Store::connect(&location, Duration::from_millis(config.database.busy_timeout_ms)).await?;
     tracing::info!(database = %name, "database ready");
     let client = nats::connect(&config.nats, &function.service_name()).await?;
     let announce = lifecycle::Settings {

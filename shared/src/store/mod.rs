@@ -88,6 +88,17 @@ impl Store {
         }
         let store = Store { db: Arc::new(db), conn, local, busy_timeout, _replica_lock: replica_lock.map(Arc::new) };
         store.set_up_connection().await?;
+        if !local {
+            let hint = match location {
+                Location::Replica { .. } => "check database.url, database.auth_token and database.replica_path",
+                _ => "check database.url and database.auth_token",
+            };
+            store
+                .conn
+                .query("SELECT 1", ())
+                .await
+                .with_context(|| format!("cannot use the database {name}: {hint}"))?;
+        }
         store.migrate().await.with_context(|| format!("cannot migrate database {name}"))?;
         Ok(store)
     }

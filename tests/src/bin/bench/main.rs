@@ -23,8 +23,16 @@
 //!    * `/metrics` scrape time (GET over loopback, 50 scrapes);
 //!    * RSS of every function under that load.
 //!
+//! With `--compare-python`, right after scenario 1: the previous Python service
+//! (kryten-userstats 0.7.1) fed the first 2,000 (`--quick`) or 10,000 events of the same chat
+//! stream, its end-to-end rate and the ratio Rust/Python of this run (`python.rs`; the venv's
+//! python in `$KRYTEN_BENCH_PYTHON`, set by scripts/bench from scripts/python-reference).
+//!
 //! usage: bench [--quick] [--events N] [--users N] [--messages N] [--load-seconds N]
+//!              [--compare-python [--python-events N]]
 //! (scripts/bench builds the release binaries first)
+
+mod python;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -53,6 +61,8 @@ struct Sizes {
     load: Duration,
     chat_rate: f64,
     query_rate: f64,
+    /// `--compare-python`: the Python service's share of the chat stream.
+    python: Option<python::Plan>,
 }
 
 impl Sizes {
@@ -67,6 +77,7 @@ impl Sizes {
                 load: Duration::from_secs(10),
                 chat_rate: 10_000.0,
                 query_rate: 2_000.0,
+                python: None,
             }
         } else {
             Sizes {
@@ -76,6 +87,7 @@ impl Sizes {
                 load: Duration::from_secs(30),
                 chat_rate: 10_000.0,
                 query_rate: 2_000.0,
+                python: None,
             }
         };
         let value = |name: &str| -> Result<Option<u64>> {
@@ -100,6 +112,13 @@ impl Sizes {
         }
         if let Some(n) = value("--load-seconds")? {
             s.load = Duration::from_secs(n);
+        }
+        if args.iter().any(|a| a == "--compare-python") {
+            let mut plan = python::Plan::new(quick);
+            if let Some(n) = value("--python-events")? {
+                plan.events = n;
+            }
+            s.python = Some(plan);
         }
         Ok(s)
     }
@@ -321,8 +340,8 @@ async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result
     Ok(Run { events: total, seconds, publish_seconds, batches, peak_rss_kib })
 }
 
-/// Chat ingest with one replica, then two; and their ratio.
-async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
+/// Chat ingest with one replica, then two; and their ratio. Returns the 1-replica rate.
+async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<f64> {
     let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1).await?;
     s.figure(
         "chat ingest, 1 replica",
@@ -344,7 +363,7 @@ async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Resul
     for r in [&one, &two] {
         fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
     }
-    Ok(())
+    Ok(one.rate())
 }
 
 /// Presence ingest, one replica.
@@ -814,11 +833,21 @@ async fn main() -> Result<()> {
         sizes.chat_rate,
         binary("ingest-chat").display()
     );
+    if let Some(plan) = &sizes.python {
+        println!(
+            "bench: --compare-python: {} chat events for kryten-userstats 0.7.1 (Python), counted within {} s",
+            plan.events,
+            plan.deadline.as_secs()
+        );
+    }
     let started = Instant::now();
     let mut s = Summary::default();
     let mut fleet = Fleet::default();
 
-    chat_ingest(&mut s, &mut fleet, &sizes).await?;
+    let rust_chat_rate = chat_ingest(&mut s, &mut fleet, &sizes).await?;
+    if let Some(plan) = &sizes.python {
+        python::compare(&mut s, plan, rust_chat_rate).await;
+    }
     presence_ingest(&mut s, &mut fleet, &sizes).await?;
     bootstrap_snapshot(&mut s).await?;
     let mut big = BigRig::prefill(&mut s, &sizes).await?;
