@@ -82,6 +82,9 @@ impl Store {
         let local = matches!(location, Location::File { .. });
         let conn = db.connect().with_context(|| format!("cannot connect to database {name}"))?;
         if local {
+            // Before anything else: two processes opening a fresh file at once both switch
+            // it to WAL, and the second must wait, not fail.
+            conn.busy_timeout(busy_timeout)?;
             // journal_mode returns a row: query, not execute. It stays set in the file.
             let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
             while rows.next().await?.is_some() {}

@@ -7,7 +7,11 @@
 //!
 //! 1. chat ingest, 1 replica then 2 replicas: a deterministic chat stream (200 users, one
 //!    channel, kudos/emotes/votes detection on) published into JetStream; publish start →
-//!    every event applied and committed (the durable `events_applied` counter).
+//!    every event applied and committed (the durable `events_applied` counter). Then the same
+//!    stream (a tenth of the events) with the database on a libSQL server (`sqld` on
+//!    loopback, `$SQLD_BIN`): server mode beside local mode. Each run also prints where the
+//!    time went (fetch, parse, dependency wait, SQL, detection+folding, commit, ack: the
+//!    functions' own phase times from `$SRV.STATS`).
 //! 2. presence ingest: the same with a join/leave/AFK mix.
 //! 3. bootstrap, in process: a KV snapshot of 10,000 users + 2,000 emotes + 5,000 playlist
 //!    items applied by bootstrap-kv's code to a fresh database.
@@ -257,6 +261,8 @@ struct Run {
     publish_seconds: f64,
     batches: i64,
     peak_rss_kib: Vec<u64>,
+    /// Phase → microseconds, added up over the replicas (`time_us` of their `$SRV.STATS`).
+    phases: BTreeMap<String, u64>,
 }
 
 impl Run {
@@ -278,15 +284,56 @@ impl Run {
                 mib(self.peak_rss_kib.iter().copied().max().unwrap_or(0)),
             ),
         );
+        let busy: u64 = self.phases.values().sum();
+        if busy > 0 {
+            let split: Vec<String> = self
+                .phases
+                .iter()
+                .map(|(phase, us)| format!("{phase} {:.0}%", *us as f64 * 100.0 / busy as f64))
+                .collect();
+            s.note(label, format!("time split over {:.2} s busy: {}", busy as f64 / 1e6, split.join(", ")));
+        }
     }
+}
+
+/// The phase times of every replica of `function` (`time_us` in its `$SRV.STATS` data),
+/// added up: replies gathered for 300 ms.
+async fn phase_times(client: &async_nats::Client, function: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let inbox = client.new_inbox();
+    let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return out };
+    let subject = format!("$SRV.STATS.userstats-{function}");
+    if client.publish_with_reply(subject, inbox, "".into()).await.is_err() {
+        return out;
+    }
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until, futures::StreamExt::next(&mut replies)).await {
+        let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else { continue };
+        for e in v["endpoints"].as_array().into_iter().flatten() {
+            for (phase, us) in e["data"]["time_us"].as_object().into_iter().flatten() {
+                *out.entry(phase.clone()).or_default() += us.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
+/// Where an ingest scenario's database is.
+#[derive(Clone, Copy, PartialEq)]
+enum Db {
+    /// A local file (the default deployment).
+    File,
+    /// A libSQL server (sqld) on loopback: `database.url`.
+    Server,
 }
 
 /// Runs `replicas` copies of `function` over `n` events of `mix`: publish (JetStream, acked)
 /// → every event applied and committed.
-async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result<Run> {
+async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize, on: Db) -> Result<Run> {
     let nats = NatsServer::start();
     let dir = TempDir::new("bench");
-    let db = dir.file("userstats.db");
+    let sqld = (on == Db::Server).then(SqldServer::start);
+    let db = sqld.as_ref().map(|s| s.url()).unwrap_or_else(|| dir.file("userstats.db"));
     let config = write_config(&dir, &nats.url(), &db, "");
     let client = nats.client().await;
     let procs: Vec<FunctionProcess> =
@@ -337,12 +384,13 @@ async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize) -> Result
     }
     let seconds = t.elapsed().as_secs_f64();
     let batches = store.counter(function, "batches").await.unwrap_or(0);
-    Ok(Run { events: total, seconds, publish_seconds, batches, peak_rss_kib })
+    let phases = phase_times(&client, function).await;
+    Ok(Run { events: total, seconds, publish_seconds, batches, peak_rss_kib, phases })
 }
 
 /// Chat ingest with one replica, then two; and their ratio. Returns the 1-replica rate.
 async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<f64> {
-    let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1).await?;
+    let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1, Db::File).await?;
     s.figure(
         "chat ingest, 1 replica",
         format!("{:.0} events/s", one.rate()),
@@ -350,7 +398,7 @@ async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Resul
         Some(one.rate() >= 50_000.0 && one.events >= 500_000),
     );
     one.where_time_goes(s, "1 replica");
-    let two = ingest_run("ingest-chat", Mix::Chat, sizes.events, 2).await?;
+    let two = ingest_run("ingest-chat", Mix::Chat, sizes.events, 2, Db::File).await?;
     s.figure("chat ingest, 2 replicas", format!("{:.0} events/s", two.rate()), "not slower than 1 replica", None);
     two.where_time_goes(s, "2 replicas");
     let ratio = two.rate() / one.rate();
@@ -360,7 +408,17 @@ async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Resul
         "≥ 1.0 within noise (≥ 0.9)",
         Some(ratio >= 0.9),
     );
-    for r in [&one, &two] {
+    // Server mode: the same stream (a tenth of it: every statement is a round trip) into a
+    // sqld on loopback.
+    let server = ingest_run("ingest-chat", Mix::Chat, (sizes.events / 10).max(1000), 1, Db::Server).await?;
+    s.figure(
+        "chat ingest, 1 replica, libSQL server (sqld on loopback)",
+        format!("{:.0} events/s ({:.2} of the local file's)", server.rate(), server.rate() / one.rate()),
+        "reported beside the local file",
+        None,
+    );
+    server.where_time_goes(s, "sqld");
+    for r in [&one, &two, &server] {
         fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
     }
     Ok(one.rate())
@@ -368,7 +426,7 @@ async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Resul
 
 /// Presence ingest, one replica.
 async fn presence_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
-    let p = ingest_run("ingest-presence", Mix::Presence, sizes.events, 1).await?;
+    let p = ingest_run("ingest-presence", Mix::Presence, sizes.events, 1, Db::File).await?;
     s.figure(
         "presence ingest, 1 replica",
         format!("{:.0} events/s", p.rate()),
