@@ -10,7 +10,7 @@
 
 use crate::detect::{self, EmoteSet};
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Counts, EmoteInterval, Tx};
+use crate::store::{Counts, EmoteInterval, Tx, UserSeen};
 use crate::wire::{self, Event, Parsed};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -242,21 +242,28 @@ impl ChatHandler {
         for ((d, c), t) in &fold.channels {
             tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
         }
-        let mut new_users: HashMap<String, i64> = HashMap::new();
-        for ((d, key), u) in &fold.users {
-            if tx.upsert_user(d, key, &u.display, u.first_ms, u.last_ms).await? {
-                *new_users.entry(d.clone()).or_default() += 1;
-            }
-        }
-        for ((d, c, key), counts) in &fold.counts {
-            tx.add_counts(d, c, key, *counts).await?;
-        }
-        for ((d, c, key, phrase), n) in &fold.phrases {
-            tx.add_phrase_kudos(d, c, key, phrase, *n).await?;
-        }
-        for ((d, c, key, emote), n) in &fold.emotes {
-            tx.add_emote_uses(d, c, key, emote, *n).await?;
-        }
+        // One multi-row statement per table (a round trip each on a server).
+        let users: Vec<UserSeen> = fold
+            .users
+            .iter()
+            .map(|((d, key), u)| (d.as_str(), key.as_str(), u.display.as_str(), u.first_ms, u.last_ms))
+            .collect();
+        let new_users = tx.upsert_users(&users).await?;
+        let counts: Vec<_> =
+            fold.counts.iter().map(|((d, c, key), n)| ((d.as_str(), c.as_str(), key.as_str()), *n)).collect();
+        tx.add_counts(&counts).await?;
+        let phrases: Vec<_> = fold
+            .phrases
+            .iter()
+            .map(|((d, c, key, phrase), n)| ((d.as_str(), c.as_str(), key.as_str(), phrase.as_str()), *n))
+            .collect();
+        tx.add_phrase_kudos(&phrases).await?;
+        let emotes: Vec<_> = fold
+            .emotes
+            .iter()
+            .map(|((d, c, key, emote), n)| ((d.as_str(), c.as_str(), key.as_str(), emote.as_str()), *n))
+            .collect();
+        tx.add_emote_uses(&emotes).await?;
         let mut per_channel: HashMap<(&str, &str), i64> = HashMap::new();
         for ((d, c, hour), (messages, kudos)) in &fold.hourly {
             tx.add_hourly(d, c, *hour, *messages, *kudos).await?;

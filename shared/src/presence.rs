@@ -177,12 +177,12 @@ impl Batch {
         for ((d, c), t) in &self.channels {
             tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
         }
-        let mut new_users: HashMap<String, i64> = HashMap::new();
-        for ((d, key), (display, _, first, last)) in &self.users {
-            if tx.upsert_user(d, key, display, *first, *last).await? {
-                *new_users.entry(d.clone()).or_default() += 1;
-            }
-        }
+        let users: Vec<crate::store::UserSeen> = self
+            .users
+            .iter()
+            .map(|((d, key), (display, _, first, last))| (d.as_str(), key.as_str(), display.as_str(), *first, *last))
+            .collect();
+        let new_users = tx.upsert_users(&users).await?;
         for ((d, key), (display, at)) in &self.known {
             tx.touch_known_user(d, key, display, *at).await?;
         }

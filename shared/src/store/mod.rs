@@ -33,7 +33,7 @@ use std::time::Duration;
 pub use crate::config::Location;
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
-pub use write::{Counts, EmoteInterval};
+pub use write::{Counts, EmoteInterval, UserSeen};
 
 /// A handle on the database: one connection, used by one task at a time. [`Store::another`]
 /// opens more connections to the same database (a pool of readers).
@@ -356,6 +356,29 @@ mod tests {
         let fresh = tx.claim_new_ids(&["b".into(), "c".into()], 2).await.unwrap();
         assert_eq!(fresh, vec![false, true]);
         tx.commit().await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn multi_row_upserts_add_up_rows_that_meet_in_one_statement() {
+        let dir = std::env::temp_dir().join(format!("us-store-many-{}", std::process::id()));
+        let s = Store::open(dir.join("a.db").to_str().unwrap(), Duration::from_secs(1)).await.unwrap();
+        let one = Counts { messages: 2, kudos_plusplus: 1, kudos_phrases: 0, emotes: 3 };
+        for round in 0..2 {
+            let mut tx = s.write().await.unwrap();
+            // Two channels of one user meet in the rollup row (channel '') within one statement.
+            tx.add_counts(&[(("d", "a", "u"), one), (("d", "b", "u"), one)]).await.unwrap();
+            let users = [("d", "u", "U", 5, 9), ("d", "v", "V", 1, 1)];
+            let new = tx.upsert_users(&users).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(new.get("d").copied().unwrap_or(0), if round == 0 { 2 } else { 0 }, "new users");
+        }
+        assert_eq!(s.user_counts("d", "a", "u").await.unwrap().messages, 4);
+        assert_eq!(s.user_counts("d", "", "u").await.unwrap().messages, 8);
+        assert_eq!(s.user_counts("d", "", "u").await.unwrap().kudos_plusplus, 4);
+        let u = s.user("d", "u").await.unwrap().unwrap();
+        assert_eq!((u.display.as_str(), u.first_seen_ms, u.last_seen_ms), ("U", 5, 9));
+        drop(s);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -15,6 +15,13 @@ pub struct Counts {
     pub emotes: i64,
 }
 
+/// A user seen in a batch: (domain, key, display name, first seen ms, last seen ms).
+pub type UserSeen<'a> = (&'a str, &'a str, &'a str, i64, i64);
+
+/// Rows per multi-row statement: at most 8 parameters each, far below SQLite's limit of
+/// 32,766, and short enough to prepare quickly.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// One stretch of time during which an emote name was in a channel's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmoteInterval {
@@ -132,84 +139,129 @@ impl Tx {
         Ok(rows.into_iter().next())
     }
 
-    /// Creates or updates a user: first/last seen widened, display name from the latest
-    /// event. Returns true when the user is new.
-    pub async fn upsert_user(
-        &mut self,
-        domain: &str,
-        key: &str,
-        display: &str,
-        first_ms: i64,
-        last_ms: i64,
-    ) -> Result<bool> {
-        let inserted = self
-            .exec(
-                "INSERT OR IGNORE INTO users(domain, name_key, display, first_seen_ms, last_seen_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                (domain, key, display, first_ms, last_ms),
-            )
-            .await?;
-        if inserted == 0 {
-            self.exec(
-                "UPDATE users SET display = CASE WHEN ?5 >= last_seen_ms THEN ?3 ELSE display END, \
-                 first_seen_ms = MIN(first_seen_ms, ?4), last_seen_ms = MAX(last_seen_ms, ?5) \
-                 WHERE domain = ?1 AND name_key = ?2",
-                (domain, key, display, first_ms, last_ms),
-            )
-            .await?;
-        }
-        Ok(inserted > 0)
-    }
-
-    /// Adds counter deltas for a user in a channel and in the domain rollup (channel '').
-    pub async fn add_counts(&mut self, domain: &str, channel: &str, key: &str, c: Counts) -> Result<()> {
-        for ch in [channel, ""] {
-            self.exec(
-                "INSERT INTO user_counts(domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, kudos_total, emotes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5 + ?6, ?7) ON CONFLICT(domain, channel, name_key) DO UPDATE SET \
-                 messages = messages + excluded.messages, kudos_plusplus = kudos_plusplus + excluded.kudos_plusplus, \
-                 kudos_phrases = kudos_phrases + excluded.kudos_phrases, kudos_total = kudos_total + excluded.kudos_total, \
-                 emotes = emotes + excluded.emotes",
-                (domain, ch, key, c.messages, c.kudos_plusplus, c.kudos_phrases, c.emotes),
+    /// Creates or updates users `(domain, key, display, first_ms, last_ms)`: first/last seen
+    /// widened, display name from the latest event. Returns, per domain, how many were new.
+    /// Two statements per chunk whatever the number of users (a round trip each on a server).
+    pub async fn upsert_users(&mut self, users: &[UserSeen<'_>]) -> Result<HashMap<String, i64>> {
+        let mut new: HashMap<String, i64> = HashMap::new();
+        for chunk in users.chunks(ROWS_PER_STATEMENT) {
+            let pairs = vec!["(?,?)"; chunk.len()].join(",");
+            let keys: Vec<Value> =
+                chunk.iter().flat_map(|u| [Value::Text(u.0.to_string()), Value::Text(u.1.to_string())]).collect();
+            let existing: HashSet<(String, String)> = self
+                .rows_dyn(
+                    &format!("SELECT domain, name_key FROM users WHERE (domain, name_key) IN (VALUES {pairs})"),
+                    keys,
+                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+                )
+                .await?
+                .into_iter()
+                .collect();
+            for u in chunk.iter().filter(|u| !existing.contains(&(u.0.to_string(), u.1.to_string()))) {
+                *new.entry(u.0.to_string()).or_default() += 1;
+            }
+            let rows = chunk.iter().map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()]).collect();
+            self.insert_many(
+                "users(domain, name_key, display, first_seen_ms, last_seen_ms)",
+                "ON CONFLICT(domain, name_key) DO UPDATE SET \
+                 display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
+                 first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
+                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
+                rows,
             )
             .await?;
         }
-        Ok(())
+        Ok(new)
     }
 
-    pub async fn add_phrase_kudos(
-        &mut self,
-        domain: &str,
-        channel: &str,
-        key: &str,
-        phrase: &str,
-        n: i64,
-    ) -> Result<()> {
-        for ch in [channel, ""] {
-            self.exec(
-                "INSERT INTO phrase_counts(domain, channel, name_key, phrase, count) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT(domain, channel, name_key, phrase) DO UPDATE SET count = count + excluded.count",
-                (domain, ch, key, phrase, n),
-            )
-            .await?;
+    /// Adds counter deltas for users in channels and in their domain rollup (channel '').
+    pub async fn add_counts(&mut self, counts: &[((&str, &str, &str), Counts)]) -> Result<()> {
+        let rows = counts
+            .iter()
+            .flat_map(|((d, c, key), n)| {
+                [*c, ""].map(|ch| {
+                    vec![
+                        (*d).into(),
+                        ch.into(),
+                        (*key).into(),
+                        n.messages.into(),
+                        n.kudos_plusplus.into(),
+                        n.kudos_phrases.into(),
+                        (n.kudos_plusplus + n.kudos_phrases).into(),
+                        n.emotes.into(),
+                    ]
+                })
+            })
+            .collect();
+        self.insert_many(
+            "user_counts(domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, kudos_total, emotes)",
+            "ON CONFLICT(domain, channel, name_key) DO UPDATE SET \
+             messages = messages + excluded.messages, kudos_plusplus = kudos_plusplus + excluded.kudos_plusplus, \
+             kudos_phrases = kudos_phrases + excluded.kudos_phrases, kudos_total = kudos_total + excluded.kudos_total, \
+             emotes = emotes + excluded.emotes",
+            rows,
+        )
+        .await
+    }
+
+    /// Adds phrase-kudos deltas `((domain, channel, user, phrase), n)`, channel and rollup.
+    pub async fn add_phrase_kudos(&mut self, kudos: &[((&str, &str, &str, &str), i64)]) -> Result<()> {
+        let rows = kudos
+            .iter()
+            .flat_map(|((d, c, key, phrase), n)| {
+                [*c, ""].map(|ch| vec![(*d).into(), ch.into(), (*key).into(), (*phrase).into(), (*n).into()])
+            })
+            .collect();
+        self.insert_many(
+            "phrase_counts(domain, channel, name_key, phrase, count)",
+            "ON CONFLICT(domain, channel, name_key, phrase) DO UPDATE SET count = count + excluded.count",
+            rows,
+        )
+        .await
+    }
+
+    /// Adds emote-use deltas `((domain, channel, user, emote), n)`: per user and per emote,
+    /// channel and rollup.
+    pub async fn add_emote_uses(&mut self, uses: &[((&str, &str, &str, &str), i64)]) -> Result<()> {
+        let per_user = uses
+            .iter()
+            .flat_map(|((d, c, key, emote), n)| {
+                [*c, ""].map(|ch| vec![(*d).into(), ch.into(), (*key).into(), (*emote).into(), (*n).into()])
+            })
+            .collect();
+        self.insert_many(
+            "emote_counts(domain, channel, name_key, emote, count)",
+            "ON CONFLICT(domain, channel, name_key, emote) DO UPDATE SET count = count + excluded.count",
+            per_user,
+        )
+        .await?;
+        let mut totals: HashMap<(&str, &str, &str), i64> = HashMap::new();
+        for ((d, c, _, emote), n) in uses {
+            for ch in [*c, ""] {
+                *totals.entry((d, ch, emote)).or_default() += n;
+            }
         }
-        Ok(())
+        let per_emote =
+            totals.into_iter().map(|((d, ch, emote), n)| vec![d.into(), ch.into(), emote.into(), n.into()]).collect();
+        self.insert_many(
+            "emote_totals(domain, channel, emote, count)",
+            "ON CONFLICT(domain, channel, emote) DO UPDATE SET count = count + excluded.count",
+            per_emote,
+        )
+        .await
     }
 
-    pub async fn add_emote_uses(&mut self, domain: &str, channel: &str, key: &str, emote: &str, n: i64) -> Result<()> {
-        for ch in [channel, ""] {
-            self.exec(
-                "INSERT INTO emote_counts(domain, channel, name_key, emote, count) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT(domain, channel, name_key, emote) DO UPDATE SET count = count + excluded.count",
-                (domain, ch, key, emote, n),
-            )
-            .await?;
-            self.exec(
-                "INSERT INTO emote_totals(domain, channel, emote, count) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(domain, channel, emote) DO UPDATE SET count = count + excluded.count",
-                (domain, ch, emote, n),
-            )
-            .await?;
+    /// `INSERT INTO {into} VALUES (..),(..) {on_conflict}` over `rows` (all of one width), in
+    /// statements of at most [`ROWS_PER_STATEMENT`] rows. Later rows of one statement that
+    /// hit a key inserted by an earlier row take the conflict branch, like separate
+    /// statements would.
+    async fn insert_many(&mut self, into: &str, on_conflict: &str, rows: Vec<Vec<Value>>) -> Result<()> {
+        let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
+        let tuple = format!("({})", vec!["?"; width].join(","));
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values = vec![tuple.as_str(); chunk.len()].join(",");
+            let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+            self.exec_dyn(&format!("INSERT INTO {into} VALUES {values} {on_conflict}"), params).await?;
         }
         Ok(())
     }
