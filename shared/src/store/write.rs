@@ -18,6 +18,9 @@ pub struct Counts {
 /// A user seen in a batch: (domain, key, display name, first seen ms, last seen ms).
 pub type UserSeen<'a> = (&'a str, &'a str, &'a str, i64, i64);
 
+/// A delta for ((domain, channel, user, phrase or emote), n).
+pub type NamedCount<'a> = ((&'a str, &'a str, &'a str, &'a str), i64);
+
 /// Rows per multi-row statement: at most 8 parameters each, far below SQLite's limit of
 /// 32,766, and short enough to prepare quickly.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -205,7 +208,7 @@ impl Tx {
     }
 
     /// Adds phrase-kudos deltas `((domain, channel, user, phrase), n)`, channel and rollup.
-    pub async fn add_phrase_kudos(&mut self, kudos: &[((&str, &str, &str, &str), i64)]) -> Result<()> {
+    pub async fn add_phrase_kudos(&mut self, kudos: &[NamedCount<'_>]) -> Result<()> {
         let rows = kudos
             .iter()
             .flat_map(|((d, c, key, phrase), n)| {
@@ -222,7 +225,7 @@ impl Tx {
 
     /// Adds emote-use deltas `((domain, channel, user, emote), n)`: per user and per emote,
     /// channel and rollup.
-    pub async fn add_emote_uses(&mut self, uses: &[((&str, &str, &str, &str), i64)]) -> Result<()> {
+    pub async fn add_emote_uses(&mut self, uses: &[NamedCount<'_>]) -> Result<()> {
         let per_user = uses
             .iter()
             .flat_map(|((d, c, key, emote), n)| {
