@@ -10,7 +10,7 @@
 
 use crate::detect::{self, EmoteSet};
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Counts, EmoteInterval, Tx, UserSeen};
+use crate::store::{Counts, EmoteInterval, NamedCount, Tx, UserSeen};
 use crate::wire::{self, Event, Parsed};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -252,18 +252,8 @@ impl ChatHandler {
         let counts: Vec<_> =
             fold.counts.iter().map(|((d, c, key), n)| ((d.as_str(), c.as_str(), key.as_str()), *n)).collect();
         tx.add_counts(&counts).await?;
-        let phrases: Vec<_> = fold
-            .phrases
-            .iter()
-            .map(|((d, c, key, phrase), n)| ((d.as_str(), c.as_str(), key.as_str(), phrase.as_str()), *n))
-            .collect();
-        tx.add_phrase_kudos(&phrases).await?;
-        let emotes: Vec<_> = fold
-            .emotes
-            .iter()
-            .map(|((d, c, key, emote), n)| ((d.as_str(), c.as_str(), key.as_str(), emote.as_str()), *n))
-            .collect();
-        tx.add_emote_uses(&emotes).await?;
+        tx.add_phrase_kudos(&named(&fold.phrases)).await?;
+        tx.add_emote_uses(&named(&fold.emotes)).await?;
         let mut per_channel: HashMap<(&str, &str), i64> = HashMap::new();
         for ((d, c, hour), (messages, kudos)) in &fold.hourly {
             tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
@@ -284,6 +274,11 @@ impl ChatHandler {
         }
         Ok(())
     }
+}
+
+/// A fold's (domain, channel, user, phrase or emote) counts as the store takes them.
+fn named(counts: &HashMap<(String, String, String, String), i64>) -> Vec<NamedCount<'_>> {
+    counts.iter().map(|((d, c, key, name), n)| ((d.as_str(), c.as_str(), key.as_str(), name.as_str()), *n)).collect()
 }
 
 /// The `totals` name of a channel's message count.

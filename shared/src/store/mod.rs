@@ -33,7 +33,7 @@ use std::time::Duration;
 pub use crate::config::Location;
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
-pub use write::{Counts, EmoteInterval, UserSeen};
+pub use write::{Counts, EmoteInterval, NamedCount, UserSeen};
 
 /// A handle on the database: one connection, used by one task at a time. [`Store::another`]
 /// opens more connections to the same database (a pool of readers).

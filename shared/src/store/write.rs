@@ -21,6 +21,17 @@ pub type UserSeen<'a> = (&'a str, &'a str, &'a str, i64, i64);
 /// A delta for ((domain, channel, user, phrase or emote), n).
 pub type NamedCount<'a> = ((&'a str, &'a str, &'a str, &'a str), i64);
 
+/// The rows `(domain, channel, user, name, n)` of named counts, each twice: in its channel
+/// and in the domain rollup (channel '').
+fn with_rollup(counts: &[NamedCount<'_>]) -> Vec<Vec<Value>> {
+    counts
+        .iter()
+        .flat_map(|((d, c, key, name), n)| {
+            [*c, ""].map(|ch| vec![(*d).into(), ch.into(), (*key).into(), (*name).into(), (*n).into()])
+        })
+        .collect()
+}
+
 /// Rows per multi-row statement: at most 8 parameters each, far below SQLite's limit of
 /// 32,766, and short enough to prepare quickly.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -209,16 +220,10 @@ impl Tx {
 
     /// Adds phrase-kudos deltas `((domain, channel, user, phrase), n)`, channel and rollup.
     pub async fn add_phrase_kudos(&mut self, kudos: &[NamedCount<'_>]) -> Result<()> {
-        let rows = kudos
-            .iter()
-            .flat_map(|((d, c, key, phrase), n)| {
-                [*c, ""].map(|ch| vec![(*d).into(), ch.into(), (*key).into(), (*phrase).into(), (*n).into()])
-            })
-            .collect();
         self.insert_many(
             "phrase_counts(domain, channel, name_key, phrase, count)",
             "ON CONFLICT(domain, channel, name_key, phrase) DO UPDATE SET count = count + excluded.count",
-            rows,
+            with_rollup(kudos),
         )
         .await
     }
@@ -226,16 +231,10 @@ impl Tx {
     /// Adds emote-use deltas `((domain, channel, user, emote), n)`: per user and per emote,
     /// channel and rollup.
     pub async fn add_emote_uses(&mut self, uses: &[NamedCount<'_>]) -> Result<()> {
-        let per_user = uses
-            .iter()
-            .flat_map(|((d, c, key, emote), n)| {
-                [*c, ""].map(|ch| vec![(*d).into(), ch.into(), (*key).into(), (*emote).into(), (*n).into()])
-            })
-            .collect();
         self.insert_many(
             "emote_counts(domain, channel, name_key, emote, count)",
             "ON CONFLICT(domain, channel, name_key, emote) DO UPDATE SET count = count + excluded.count",
-            per_user,
+            with_rollup(uses),
         )
         .await?;
         let mut totals: HashMap<(&str, &str, &str), i64> = HashMap::new();

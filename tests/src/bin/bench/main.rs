@@ -858,21 +858,15 @@ fn per_function(s: &mut Summary, fleet: &Fleet) {
         if let Some(ms) = fleet.startup_ms.get(function) {
             s.figure(&format!("start-up {function}"), format!("{ms:.0} ms"), "≤ 300 ms", Some(*ms <= 300.0));
         }
-        if let Some(kib) = fleet.idle_kib.get(function) {
-            s.figure(
-                &format!("RSS idle {function}"),
-                format!("{:.1} MiB", mib(*kib)),
-                "≤ 30 MiB",
-                Some(mib(*kib) <= 30.0),
-            );
-        }
-        if let Some(kib) = fleet.loaded_kib.get(function) {
-            s.figure(
-                &format!("RSS loaded {function}"),
-                format!("{:.1} MiB", mib(*kib)),
-                "≤ 100 MiB",
-                Some(mib(*kib) <= 100.0),
-            );
+        for (state, rss, limit) in [("idle", &fleet.idle_kib, 30.0), ("loaded", &fleet.loaded_kib, 100.0)] {
+            if let Some(kib) = rss.get(function) {
+                s.figure(
+                    &format!("RSS {state} {function}"),
+                    format!("{:.1} MiB", mib(*kib)),
+                    &format!("≤ {limit} MiB"),
+                    Some(mib(*kib) <= limit),
+                );
+            }
         }
     }
 }
