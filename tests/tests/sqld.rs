@@ -147,6 +147,13 @@ async fn a_query_function_on_an_embedded_replica_sees_writes_within_its_sync_int
         lags.push(committed.elapsed());
     }
     println!("replica lag after commit: {lags:?} (sync interval {SYNC_MS} ms)");
+
+    // Its few writes (admin commands) go to the server, and it reads them back at once.
+    let added = ask(&client, "alias.add", json!({"username": "replicauser", "alias": "rep"})).await;
+    assert_eq!(added["added"], json!(true), "{added}");
+    assert_eq!(store.alias_owner("rep").await.unwrap().as_deref(), Some("replicauser"), "written on the server");
+    let found = ask(&client, "alias.find", json!({"alias": "rep"})).await;
+    assert_eq!(found["found"], json!(true), "read back through the replica: {found}");
 }
 
 /// An EdDSA JWT (no claims: full access) signed with `key`, as sqld's --auth-jwt-key-file

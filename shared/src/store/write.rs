@@ -157,33 +157,45 @@ impl Tx {
     /// widened, display name from the latest event. Returns, per domain, how many were new.
     /// Two statements per chunk whatever the number of users (a round trip each on a server).
     pub async fn upsert_users(&mut self, users: &[UserSeen<'_>]) -> Result<HashMap<String, i64>> {
+        let mut by_domain: HashMap<&str, Vec<&UserSeen>> = HashMap::new();
+        for u in users {
+            by_domain.entry(u.0).or_default().push(u);
+        }
         let mut new: HashMap<String, i64> = HashMap::new();
-        for chunk in users.chunks(ROWS_PER_STATEMENT) {
-            let pairs = vec!["(?,?)"; chunk.len()].join(",");
-            let keys: Vec<Value> =
-                chunk.iter().flat_map(|u| [Value::Text(u.0.to_string()), Value::Text(u.1.to_string())]).collect();
-            let existing: HashSet<(String, String)> = self
-                .rows_dyn(
-                    &format!("SELECT domain, name_key FROM users WHERE (domain, name_key) IN (VALUES {pairs})"),
-                    keys,
-                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+        for (domain, users) in by_domain {
+            for chunk in users.chunks(ROWS_PER_STATEMENT) {
+                // `domain = ? AND name_key IN (..)` searches the primary key; a row-value
+                // `(domain, name_key) IN (VALUES ..)` would scan the whole table.
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut params = vec![Value::Text(domain.to_string())];
+                params.extend(chunk.iter().map(|u| Value::Text(u.1.to_string())));
+                let existing: HashSet<String> = self
+                    .rows_dyn(
+                        &format!("SELECT name_key FROM users WHERE domain = ? AND name_key IN ({marks})"),
+                        params,
+                        |r| Ok(r.get::<String>(0)?),
+                    )
+                    .await?
+                    .into_iter()
+                    .collect();
+                let fresh = chunk.iter().filter(|u| !existing.contains(u.1)).count() as i64;
+                if fresh > 0 {
+                    *new.entry(domain.to_string()).or_default() += fresh;
+                }
+                let rows = chunk
+                    .iter()
+                    .map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()])
+                    .collect();
+                self.insert_many(
+                    "users(domain, name_key, display, first_seen_ms, last_seen_ms)",
+                    "ON CONFLICT(domain, name_key) DO UPDATE SET \
+                     display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
+                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
+                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
+                    rows,
                 )
-                .await?
-                .into_iter()
-                .collect();
-            for u in chunk.iter().filter(|u| !existing.contains(&(u.0.to_string(), u.1.to_string()))) {
-                *new.entry(u.0.to_string()).or_default() += 1;
+                .await?;
             }
-            let rows = chunk.iter().map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()]).collect();
-            self.insert_many(
-                "users(domain, name_key, display, first_seen_ms, last_seen_ms)",
-                "ON CONFLICT(domain, name_key) DO UPDATE SET \
-                 display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
-                 first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-                rows,
-            )
-            .await?;
         }
         Ok(new)
     }
