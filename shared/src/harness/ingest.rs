@@ -81,18 +81,24 @@ struct Incoming {
 
 /// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
 pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
-    let service = service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
-    service::add_status_endpoint(&service, ctx.function, ctx.stats.clone()).await?;
     let subjects = filter_subjects(ctx, handler.events());
     let result = if ctx.config.ingest.mode == "core" {
         run_core(ctx, &mut handler, &subjects).await
     } else {
         run_jetstream(ctx, &mut handler, &subjects).await
     };
-    let _ = service.stop().await;
     ctx.lifecycle.stop().await;
     tracing::info!(function = ctx.function.name, "stopped");
     result
+}
+
+/// Registers the micro service (with its `status` endpoint). Called once the function's
+/// consumer or subscriptions exist, so that "registered" means "consuming": an event
+/// published after registration is never missed.
+async fn announce(ctx: &Context) -> Result<async_nats::service::Service> {
+    let service = service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
+    service::add_status_endpoint(&service, ctx.function, ctx.stats.clone()).await?;
+    Ok(service)
 }
 
 /// `kryten.events.cytube.{channel token or *}.{event}` for each configured channel × event.
@@ -152,6 +158,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         })
         .await
         .with_context(|| format!("cannot create durable consumer {durable}"))?;
+    let service = announce(ctx).await?;
     tracing::info!(consumer = %durable, subjects = ?subjects, "consuming");
     let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
     let mut housekeeping = Housekeeping::new();
@@ -203,6 +210,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         }
     }
     lease.release(&ctx.store).await;
+    let _ = service.stop().await;
     Ok(())
 }
 
@@ -533,6 +541,7 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
                 .map_err(|e| anyhow!("cannot subscribe to {s}: {e}"))?,
         );
     }
+    let service = announce(ctx).await?;
     tracing::warn!("core NATS mode: events published while no replica runs are lost (use JetStream for durability)");
     let mut all = futures::stream::select_all(subs);
     let mut shutdown = ctx.shutdown.clone();
@@ -559,5 +568,6 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
         }
         housekeeping.run_if_due(ctx, handler).await;
     }
+    let _ = service.stop().await;
     Ok(())
 }

@@ -182,10 +182,8 @@ impl Tx {
                 if fresh > 0 {
                     *new.entry(domain.to_string()).or_default() += fresh;
                 }
-                let rows = chunk
-                    .iter()
-                    .map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()])
-                    .collect();
+                let rows =
+                    chunk.iter().map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()]).collect();
                 self.insert_many(
                     "users(domain, name_key, display, first_seen_ms, last_seen_ms)",
                     "ON CONFLICT(domain, name_key) DO UPDATE SET \
