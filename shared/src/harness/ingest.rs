@@ -164,13 +164,31 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     let mut housekeeping = Housekeeping::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut lease = Lease::new(&durable);
+    let mut holding = false;
+    let mut settle_until: Option<Instant> = None;
     while !ctx.shutdown.is_set() {
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
+            holding = false;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
                 _ = shutdown.wait() => break,
             }
+        }
+        if !holding {
+            // Just took over: events another replica fetched and never acked must come back
+            // (redelivered after ack_wait, or nak'd by a replica that lost the lease) before
+            // anything later is fetched, or order would break.
+            holding = true;
+            settle_until = Some(Instant::now() + Duration::from_secs(cfg.ack_wait_seconds.max(1) + 1));
+        }
+        if let Some(until) = settle_until {
+            let in_flight = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
+            if in_flight > 0 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            settle_until = None;
         }
         let fetching = Instant::now();
         let messages = tokio::select! {
@@ -193,8 +211,18 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
                     let _ = m.ack_with(AckKind::Progress).await;
                 }
             };
-            if apply_with_retry(ctx, handler, &incoming, keep_alive).await.is_err() {
-                continue; // not acked: handed out again after ack_wait
+            let fence = Some((lease.name.as_str(), lease.holder.as_str()));
+            if let Err(e) = apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await {
+                if e.is::<LostLease>() {
+                    // Another replica consumes now: hand the batch back at once, in order.
+                    tracing::info!("the lease passed to another replica; handing the batch back");
+                    for m in &messages {
+                        let _ = m.ack_with(AckKind::Nak(None)).await;
+                    }
+                    lease.held_until_ms = 0;
+                    holding = false;
+                }
+                continue; // not acked: handed out again
             }
             let acking = Instant::now();
             for m in &messages {
@@ -366,6 +394,7 @@ async fn apply_with_retry<H: Handler, F, Fut>(
     handler: &mut H,
     batch: &[Incoming],
     keep_alive: F,
+    fence: Option<(&str, &str)>,
 ) -> Result<()>
 where
     F: Fn() -> Fut,
@@ -376,13 +405,14 @@ where
     let mut last_keep_alive = Instant::now();
     let mut last_log: Option<Instant> = None;
     loop {
-        match apply_once(ctx, handler, batch).await {
+        match apply_once(ctx, handler, batch, fence).await {
             Ok(()) => {
                 if last_log.is_some() {
                     tracing::info!("database free again after {:?}; batch applied", started.elapsed());
                 }
                 return Ok(());
             }
+            Err(e) if e.is::<LostLease>() => return Err(e),
             Err(e) => {
                 ctx.stats.retries.fetch_add(1, Relaxed);
                 let quiet = last_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
@@ -411,10 +441,35 @@ where
     }
 }
 
-async fn apply_once<H: Handler>(ctx: &Context, handler: &mut H, batch: &[Incoming]) -> Result<()> {
+/// The batch's transaction found the function's lease held by another replica.
+#[derive(Debug)]
+struct LostLease;
+
+impl std::fmt::Display for LostLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the lease is held by another replica")
+    }
+}
+
+impl std::error::Error for LostLease {}
+
+/// Applies a batch in one transaction. With a `fence` (lease name, holder), the transaction
+/// first renews the lease and fails with [`LostLease`] when another replica holds it, so a
+/// replica that stalled past its lease can never commit behind the new holder's back.
+async fn apply_once<H: Handler>(
+    ctx: &Context,
+    handler: &mut H,
+    batch: &[Incoming],
+    fence: Option<(&str, &str)>,
+) -> Result<()> {
     let function = ctx.function.name;
     let started = Instant::now();
     let mut tx = ctx.store.write().await?;
+    if let Some((name, holder)) = fence {
+        if !tx.try_lease(name, holder, now_ms(), LEASE_TTL_MS).await? {
+            return Err(LostLease.into());
+        }
+    }
     let begin = started.elapsed();
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut good: Vec<&Parsed> = Vec::with_capacity(batch.len());
@@ -564,7 +619,7 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
             }
             let incoming: Vec<Incoming> =
                 batch.iter().map(|m| Incoming { parsed: wire::parse(&m.payload), stream_seq: 0 }).collect();
-            let _ = apply_with_retry(ctx, handler, &incoming, || async {}).await;
+            let _ = apply_with_retry(ctx, handler, &incoming, || async {}, None).await;
         }
         housekeeping.run_if_due(ctx, handler).await;
     }
