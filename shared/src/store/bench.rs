@@ -70,39 +70,21 @@ impl Tx {
                 (domain, t0_ms),
             )
             .await? as i64;
+        // Per channel and in the domain rollup (channel ''), each from the bench_users table.
+        const PER_CHANNEL: [&str; 4] = [
+            "INSERT INTO user_counts(domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, \
+             kudos_total, emotes) SELECT ?1, ?2, k, m, kp, kph, kp + kph, m / 10 FROM bench_users ORDER BY k",
+            "INSERT INTO emote_counts(domain, channel, name_key, emote, count) \
+             SELECT ?1, ?2, k, emote, m / 10 FROM bench_users WHERE m / 10 > 0 ORDER BY k",
+            "INSERT INTO emote_totals(domain, channel, emote, count) \
+             SELECT ?1, ?2, emote, SUM(m / 10) FROM bench_users WHERE m / 10 > 0 GROUP BY emote",
+            "INSERT INTO phrase_counts(domain, channel, name_key, phrase, count) \
+             SELECT ?1, ?2, k, 'thanks', kph FROM bench_users WHERE kph > 0 ORDER BY k",
+        ];
         for ch in [channel, ""] {
-            rows += self
-                .tx
-                .execute(
-                    "INSERT INTO user_counts(domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, \
-                     kudos_total, emotes) SELECT ?1, ?2, k, m, kp, kph, kp + kph, m / 10 FROM bench_users ORDER BY k",
-                    (domain, ch),
-                )
-                .await? as i64;
-            rows += self
-                .tx
-                .execute(
-                    "INSERT INTO emote_counts(domain, channel, name_key, emote, count) \
-                     SELECT ?1, ?2, k, emote, m / 10 FROM bench_users WHERE m / 10 > 0 ORDER BY k",
-                    (domain, ch),
-                )
-                .await? as i64;
-            rows += self
-                .tx
-                .execute(
-                    "INSERT INTO emote_totals(domain, channel, emote, count) \
-                     SELECT ?1, ?2, emote, SUM(m / 10) FROM bench_users WHERE m / 10 > 0 GROUP BY emote",
-                    (domain, ch),
-                )
-                .await? as i64;
-            rows += self
-                .tx
-                .execute(
-                    "INSERT INTO phrase_counts(domain, channel, name_key, phrase, count) \
-                     SELECT ?1, ?2, k, 'thanks', kph FROM bench_users WHERE kph > 0 ORDER BY k",
-                    (domain, ch),
-                )
-                .await? as i64;
+            for sql in PER_CHANNEL {
+                rows += self.tx.execute(sql, (domain, ch)).await? as i64;
+            }
         }
         rows += self
             .tx
