@@ -700,7 +700,7 @@ mod tests {
     const S: i64 = 1000;
     const D: &str = "cytu.be";
     const CH: &str = "420Grindhouse";
-    const KV: &str = include_str!("../../../shared/fixtures/kv.json");
+    const KV: &str = include_str!("../../tests/fixtures/kv.json");
 
     fn config() -> Config {
         Config { ignore_users: vec!["KrytenBot".into()], ..Config::default() }

@@ -738,7 +738,7 @@ pub(crate) mod tests {
     /// The fixture stream through both handlers, each taking only its own events.
     #[tokio::test]
     async fn fixture_stream() {
-        const EVENTS: &str = include_str!("../../../shared/fixtures/events.jsonl");
+        const EVENTS: &str = include_str!("../../tests/fixtures/events.jsonl");
         let parsed: Vec<(String, Parsed)> = EVENTS
             .lines()
             .filter(|l| !l.trim().is_empty())

@@ -788,8 +788,8 @@ fn decode_one(s: &str) -> Option<(char, usize)> {
 mod tests {
     use super::*;
 
-    const EVENTS: &str = include_str!("../../../shared/fixtures/events.jsonl");
-    const MALFORMED: &str = include_str!("../../../shared/fixtures/malformed.jsonl");
+    const EVENTS: &str = include_str!("../../tests/fixtures/events.jsonl");
+    const MALFORMED: &str = include_str!("../../tests/fixtures/malformed.jsonl");
 
     /// The raw `data` strings of a fixture file.
     fn fixture_bodies(file: &str) -> Vec<String> {

@@ -306,9 +306,9 @@ pub struct Fixture {
     pub data: String,
 }
 
-/// The bridge's fixture files in `../shared/fixtures/` (beside the checkout).
+/// The bridge's fixture files in `tests/fixtures/` (see its README).
 pub fn fixtures(name: &str) -> Vec<Fixture> {
-    let path = workspace().join("../shared/fixtures").join(name);
+    let path = workspace().join("tests/fixtures").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())

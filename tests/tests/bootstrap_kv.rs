@@ -1,5 +1,5 @@
 //! `bootstrap-kv` against a real nats-server whose KV buckets are created the way the bridge
-//! creates them (async-nats `create_key_value`, values from ../shared/fixtures/kv.json).
+//! creates them (async-nats `create_key_value`, values from tests/fixtures/kv.json).
 
 use async_nats::jetstream::{self, kv};
 use serde_json::{json, Value};
@@ -13,7 +13,7 @@ const CHANNELS: &str = "[[channels]]\ndomain = \"cytu.be\"\nchannel = \"420Grind
 /// Creates the fixture's buckets (or only `only`) and puts their values, as the bridge does.
 async fn create_buckets(client: &async_nats::Client, only: Option<&str>) -> Vec<kv::Store> {
     let js = jetstream::new(client.clone());
-    let path = workspace().join("../shared/fixtures/kv.json");
+    let path = workspace().join("tests/fixtures/kv.json");
     let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut stores = Vec::new();
     for (bucket, keys) in all.as_object().unwrap() {

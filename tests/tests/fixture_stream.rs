@@ -1,5 +1,5 @@
 //! The bridge's fixture stream, published at full speed to all three ingest functions at
-//! once, gives exactly the numbers in ../shared/fixtures/README.md — which needs ingest-chat
+//! once, gives exactly the numbers in tests/fixtures/README.md — which needs ingest-chat
 //! to wait for presence and media (emote lists, now playing) as they were at each message.
 
 use std::time::Duration;
