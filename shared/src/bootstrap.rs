@@ -32,6 +32,15 @@ use tokio::sync::{mpsc, oneshot};
 /// The function's name in counters.
 const FUNCTION: &str = "bootstrap-kv";
 
+/// How long a watched change waits before the channel is read. The bridge writes a KV key
+/// a fraction of a second *before* it publishes the event that goes with it (`current`
+/// before `changeMedia`, `users` before `addUser`/`userLeave`); the event is the primary
+/// source and carries its own time, the KV watch is the safety net for events nobody
+/// captured. Waiting a moment lets the ingest functions apply the event first, so the
+/// numbers are those of the event stream alone (the media log and sessions also stay right
+/// when the KV value does come first; see `MediaHandler::change_media`).
+const WATCH_SETTLE: Duration = Duration::from_millis(1000);
+
 /// The three buckets the bridge keeps per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -191,6 +200,26 @@ pub struct Drift {
     pub users_extra: Vec<String>,
     /// Emote names in one list and not the other.
     pub emotes: usize,
+    /// Those emote names (listed in KV only, or in the database only).
+    #[serde(skip)]
+    pub emote_names: BTreeSet<String>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.users_missing.is_empty() && self.users_extra.is_empty() && self.emote_names.is_empty()
+    }
+
+    /// The differences this drift has that `before` had not: (users missing, users extra,
+    /// emotes). An unchanged drift observed again counts nothing.
+    pub fn new_since(&self, before: &Drift) -> (usize, usize, usize) {
+        let new = |now: &[String], then: &[String]| now.iter().filter(|n| !then.contains(n)).count();
+        (
+            new(&self.users_missing, &before.users_missing),
+            new(&self.users_extra, &before.users_extra),
+            self.emote_names.difference(&before.emote_names).count(),
+        )
+    }
 }
 
 /// What applying one channel's snapshot changed.
@@ -260,8 +289,13 @@ impl Applier {
             if let Event::EmoteList(list) = &p.event {
                 let kv: BTreeSet<&str> = list.iter().map(|e| e.name.as_str()).collect();
                 a.emotes_listed = Some(kv.len());
-                a.drift.emotes = kv.iter().filter(|n| !before_emotes.contains(**n)).count()
-                    + before_emotes.iter().filter(|n| !kv.contains(n.as_str())).count();
+                a.drift.emote_names = kv
+                    .iter()
+                    .filter(|n| !before_emotes.contains(**n))
+                    .map(|n| n.to_string())
+                    .chain(before_emotes.iter().filter(|n| !kv.contains(n.as_str())).cloned())
+                    .collect();
+                a.drift.emotes = a.drift.emote_names.len();
                 emote_list_time = Some(p.time_ms);
             }
         }
@@ -313,12 +347,18 @@ impl Applier {
 
 /// Applies a channel's snapshot in one transaction (retrying while the database is busy),
 /// with the durable counters. The whole snapshot or nothing.
+///
+/// Counters keep observations apart from repairs: `drift_*` count differences between the
+/// database and KV the first time they are seen (`reported` is the drift already reported
+/// for this channel, so an unchanged drift seen at every resync counts once), `repaired_*`
+/// what the snapshot changed.
 pub async fn apply_snapshot(
     store: &Store,
     applier: &mut Applier,
     domain: &str,
     channel: &str,
     ev: &SnapshotEvents,
+    reported: &Drift,
 ) -> Result<(Applied, Report)> {
     let mut delay = Duration::from_millis(20);
     let mut attempt = 0;
@@ -330,9 +370,18 @@ pub async fn apply_snapshot(
             let a = applier.apply(&mut tx, domain, channel, ev, &mut report).await?;
             tx.add_counter(FUNCTION, "events_applied", a.values_applied as i64).await?;
             tx.add_counter(FUNCTION, "duplicates", a.values_already_applied as i64).await?;
-            tx.add_counter(FUNCTION, "drift_users_missing", a.drift.users_missing.len() as i64).await?;
-            tx.add_counter(FUNCTION, "drift_users_extra", a.drift.users_extra.len() as i64).await?;
-            tx.add_counter(FUNCTION, "drift_emotes", a.drift.emotes as i64).await?;
+            let (missing, extra, emotes) = a.drift.new_since(reported);
+            let counts = [
+                ("drift_users_missing", missing),
+                ("drift_users_extra", extra),
+                ("drift_emotes", emotes),
+                ("repaired_users_opened", a.users_opened),
+                ("repaired_sessions_closed", a.sessions_closed),
+                ("repaired_emotes", a.emotes_added + a.emotes_removed),
+            ];
+            for (name, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+                tx.add_counter(FUNCTION, name, n as i64).await?;
+            }
             for (name, n) in &report.extra {
                 tx.add_counter(FUNCTION, name, *n as i64).await?;
             }
@@ -371,6 +420,9 @@ struct Bootstrap {
     watching: HashSet<(usize, Kind)>,
     /// Problems already warned about, per (channel index, kind): warned once, not per retry.
     warned: HashMap<(usize, Kind), String>,
+    /// The drift last reported per channel index: a drift is logged and counted when it
+    /// appears or changes, and once more when it clears, not at every resync.
+    reported: HashMap<usize, Drift>,
     triggers: mpsc::Sender<Trigger>,
 }
 
@@ -390,6 +442,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
         applier: Applier::new(&ctx.config),
         watching: HashSet::new(),
         warned: HashMap::new(),
+        reported: HashMap::new(),
         triggers: tx,
     };
     let every = Duration::from_secs(ctx.config.bootstrap.resync_seconds.max(1));
@@ -410,10 +463,11 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                     b.watching.remove(&(i, kind));
                 }
                 Some(Trigger::Changed(i)) => {
-                    // Coalesce a burst of puts into one read.
+                    // Coalesce a burst of puts into one read, and let the live event that
+                    // goes with a put (published just after it) be applied first.
                     let mut due = BTreeSet::from([i]);
                     let mut later = Vec::new();
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(WATCH_SETTLE).await;
                     while let Ok(t) = rx.try_recv() {
                         match t {
                             Trigger::Changed(j) => { due.insert(j); }
@@ -620,9 +674,11 @@ impl Bootstrap {
         {
             return None;
         }
-        match apply_snapshot(&ctx.store, &mut self.applier, &domain, &channel, &events).await {
+        let reported = self.reported.get(&i).cloned().unwrap_or_default();
+        match apply_snapshot(&ctx.store, &mut self.applier, &domain, &channel, &events, &reported).await {
             Ok((a, report)) => {
                 self.account(ctx, &channel, &a, report);
+                self.report_drift(ctx, i, &a.drift);
                 Some(a)
             }
             Err(e) => {
@@ -639,18 +695,11 @@ impl Bootstrap {
         s.events_applied.fetch_add(a.values_applied as u64, Relaxed);
         s.duplicates.fetch_add(a.values_already_applied as u64, Relaxed);
         s.batches.fetch_add(1, Relaxed);
-        s.add_extra("drift_users_missing", a.drift.users_missing.len() as u64);
-        s.add_extra("drift_users_extra", a.drift.users_extra.len() as u64);
-        s.add_extra("drift_emotes", a.drift.emotes as u64);
         s.add_extra("users_opened", a.users_opened as u64);
         s.add_extra("sessions_closed", a.sessions_closed as u64);
+        s.add_extra("repaired_emotes", (a.emotes_added + a.emotes_removed) as u64);
         for (name, n) in report.extra {
             s.add_extra(name, n);
-        }
-        let d = &a.drift;
-        if !d.users_missing.is_empty() || !d.users_extra.is_empty() || d.emotes > 0 {
-            tracing::info!(channel, users_missing = ?d.users_missing, users_extra = ?d.users_extra, emotes = d.emotes,
-                "drift between the database and KV (repaired where the KV snapshot is the newer)");
         }
         if a.values_applied > 0 {
             tracing::info!(
@@ -666,6 +715,36 @@ impl Bootstrap {
                 "KV state loaded"
             );
         }
+    }
+
+    /// Reports a channel's drift once: a log line and the `drift_*` counters when it appears
+    /// or changes, a line when it clears; the current figures are gauges in the status
+    /// endpoint and `$SRV.STATS` (`gauges`), which `/metrics` shows as
+    /// `userstats_bootstrap_drift{channel, kind}`.
+    fn report_drift(&mut self, ctx: &Context, i: usize, d: &Drift) {
+        let channel = self.domain_channels[i].1.clone();
+        let before = self.reported.get(&i).cloned().unwrap_or_default();
+        let (missing, extra, emotes) = d.new_since(&before);
+        let s = &ctx.stats;
+        s.add_extra("drift_users_missing", missing as u64);
+        s.add_extra("drift_users_extra", extra as u64);
+        s.add_extra("drift_emotes", emotes as u64);
+        for (kind, n) in
+            [("users_missing", d.users_missing.len()), ("users_extra", d.users_extra.len()), ("emotes", d.emotes)]
+        {
+            s.set_gauge(&format!("drift_{kind}"), &channel, n as i64);
+        }
+        let changed = missing + extra + emotes > 0
+            || d.users_missing.len() < before.users_missing.len()
+            || d.users_extra.len() < before.users_extra.len()
+            || d.emote_names.len() < before.emote_names.len();
+        if d.is_empty() && !before.is_empty() {
+            tracing::info!(channel, "no drift left between the database and KV");
+        } else if changed && !d.is_empty() {
+            tracing::info!(channel, users_missing = ?d.users_missing, users_extra = ?d.users_extra, emotes = ?d.emote_names,
+                "drift between the database and KV (repaired where the KV snapshot is the newer; an older snapshot is left alone, reported again only if it changes)");
+        }
+        self.reported.insert(i, d.clone());
     }
 
     /// Watches a bucket: every change makes the channel be read again.
@@ -733,7 +812,7 @@ mod tests {
     async fn load(store: &Store, a: &mut Applier, snap: &ChannelSnapshot) -> Applied {
         let ev = snapshot_events(D, CH, snap);
         assert!(ev.problems.is_empty(), "{:?}", ev.problems);
-        apply_snapshot(store, a, D, CH, &ev).await.unwrap().0
+        apply_snapshot(store, a, D, CH, &ev, &Drift::default()).await.unwrap().0
     }
 
     #[test]
@@ -858,7 +937,7 @@ mod tests {
         let ev = snapshot_events(D, CH, &snap);
         assert_eq!(ev.problems.len(), 1);
         assert_eq!(ev.problems[0].0, Kind::Userlist);
-        let (r, _) = apply_snapshot(&store, &mut Applier::new(&config()), D, CH, &ev).await.unwrap();
+        let (r, _) = apply_snapshot(&store, &mut Applier::new(&config()), D, CH, &ev, &Drift::default()).await.unwrap();
         assert_eq!((r.users_opened, r.emotes_added), (0, 3));
         // No `current`: the first playlist item plays.
         assert_eq!(r.media_set.as_deref(), Some("Never Gonna Give You Up"));

@@ -22,11 +22,28 @@ impl MediaHandler {
         MediaHandler {}
     }
 
+    /// One media change is one media-log entry, however many times and in whatever order
+    /// it is observed. The bridge reports a change twice: it writes the playlist bucket's
+    /// `current` key (seen by bootstrap-kv at the put's time) a fraction of a second
+    /// *before* it publishes `changeMedia` (seen by ingest-media at the envelope's time), and
+    /// either may be applied first. Both sights are of the same media in force over one
+    /// interval, so:
+    /// * the entry in force at `t` is the same media: already logged, nothing to do (this
+    ///   is also the consecutive-duplicate rule: A, A, B, A logs A, B, A);
+    /// * the next entry after `t` is the same media: this is an earlier sight of that
+    ///   interval; its start moves back to `t` (the earliest sight wins, so both orders
+    ///   give the same log);
+    /// * otherwise a new entry at `t`, and `total_media_changes` + 1.
     async fn change_media(tx: &mut Tx, p: &Parsed, media: &Media) -> Result<()> {
         let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
-        let current = tx.media_at(d, c, t).await?;
-        if current.is_some_and(|(ty, id)| ty == media.media_type && id == media.id) {
+        let same = |ty: &str, id: &str| ty == media.media_type && id == media.id;
+        if tx.media_at(d, c, t).await?.is_some_and(|(ty, id)| same(&ty, &id)) {
             return Ok(());
+        }
+        if let Some((row, ty, id)) = tx.media_after(d, c, t).await? {
+            if same(&ty, &id) {
+                return tx.move_media_start(row, t).await;
+            }
         }
         tx.append_media(d, c, t, &media.media_type, &media.id, &detect::clean_title(&media.title)).await?;
         tx.add_total(d, "total_media_changes", 1).await
@@ -279,6 +296,47 @@ mod tests {
         assert_eq!(r.unknown, 0);
         let ids: Vec<String> = store.media_history(D, C, 10).await.unwrap().into_iter().map(|r| r.2).collect();
         assert_eq!(ids, vec!["A", "B", "A"]);
+    }
+
+    /// One media change seen twice (the bridge's KV `current` put, then its `changeMedia`
+    /// event a little later), applied in either order, a fraction of a second or minutes
+    /// apart: one log entry at the earlier sight, one media change in the total.
+    #[tokio::test]
+    async fn a_media_change_seen_twice_is_logged_once_in_either_order() {
+        for lead_ms in [300, 1_000, 5 * 60 * S] {
+            for kv_first in [true, false] {
+                let store = temp_store("media-twice").await;
+                let first = ev("changeMedia", media("yt", "A", "a"), T0, "a");
+                apply(&store, &mut handler(), &[first]).await;
+                let at = T0 + 600 * S;
+                let kv = ev("changeMedia", media("fi", "B", "b"), at - lead_ms, "kv");
+                let event = ev("changeMedia", media("fi", "B", "b"), at, "event");
+                let order = if kv_first { [kv, event] } else { [event, kv] };
+                for p in order {
+                    apply(&store, &mut handler(), &[p]).await;
+                }
+                let log = store.media_history(D, C, 10).await.unwrap();
+                let seen: Vec<(i64, &str)> = log.iter().map(|(t, _, id, _)| (*t, id.as_str())).collect();
+                assert_eq!(seen, vec![(at - lead_ms, "B"), (T0, "A")], "lead {lead_ms} ms, kv first: {kv_first}");
+                assert_eq!(store.total(D, "total_media_changes").await.unwrap(), 2, "lead {lead_ms} ms");
+            }
+        }
+    }
+
+    /// The earlier sight of a later interval never swallows a different media in between:
+    /// A, B, A with B also seen just before its event stays A, B, A.
+    #[tokio::test]
+    async fn an_earlier_sight_moves_only_its_own_interval() {
+        let store = temp_store("media-interval").await;
+        let events =
+            [("A", 0, "a1"), ("B", 10, "b1"), ("A", 20, "a2"), ("B", 9, "b-kv"), ("A", 19, "a-kv"), ("A", 5, "a-old")];
+        for (id, sec, eid) in events {
+            apply(&store, &mut handler(), &[ev("changeMedia", media("yt", id, id), T0 + sec * S, eid)]).await;
+        }
+        let log = store.media_history(D, C, 10).await.unwrap();
+        let seen: Vec<(i64, &str)> = log.iter().map(|(t, _, id, _)| ((*t - T0) / S, id.as_str())).collect();
+        assert_eq!(seen, vec![(19, "A"), (9, "B"), (0, "A")]);
+        assert_eq!(store.total(D, "total_media_changes").await.unwrap(), 3);
     }
 
     fn interval(name: &str, added_ms: i64, removed_ms: Option<i64>) -> EmoteInterval {

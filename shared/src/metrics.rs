@@ -36,6 +36,9 @@ pub struct Fleet {
     pub endpoints: BTreeMap<(String, String), (u64, u64, f64)>,
     /// function → largest ingest lag reported by a replica
     pub lag: BTreeMap<String, u64>,
+    /// (channel, kind) → current drift between the database and the bridge's KV, as
+    /// bootstrap-kv last saw it (largest over its replicas)
+    pub drift: BTreeMap<(String, String), i64>,
 }
 
 impl Fleet {
@@ -56,6 +59,13 @@ impl Fleet {
                 if let Some(lag) = e["data"]["lag"].as_u64() {
                     let l = fleet.lag.entry(name.to_string()).or_default();
                     *l = (*l).max(lag);
+                }
+                for (gauge, by_channel) in e["data"]["gauges"].as_object().into_iter().flatten() {
+                    let Some(kind) = gauge.strip_prefix("drift_") else { continue };
+                    for (channel, v) in by_channel.as_object().into_iter().flatten() {
+                        let d = fleet.drift.entry((channel.clone(), kind.to_string())).or_default();
+                        *d = (*d).max(v.as_i64().unwrap_or(0));
+                    }
                 }
             }
         }
@@ -149,6 +159,16 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
         lag.with_label_values(&[function.as_str()]).set(*n as i64);
     }
 
+    let drift = gauge_vec(
+        &r,
+        "userstats_bootstrap_drift",
+        "Differences between the database and the bridge's KV now (kind: users_missing, users_extra, emotes)",
+        &["channel", "kind"],
+    )?;
+    for ((channel, kind), n) in &fleet.drift {
+        drift.with_label_values(&[channel.as_str(), kind.as_str()]).set(*n);
+    }
+
     let applied = IntCounterVec::new(Opts::new("userstats_ingest_events_total", "Events applied"), &["function"])?;
     let rejected = IntCounterVec::new(
         Opts::new("userstats_ingest_rejected_total", "Malformed events rejected"),
@@ -227,4 +247,26 @@ pub async fn run(mut ctx: crate::harness::Context) -> Result<()> {
     let _ = service.stop().await;
     ctx.lifecycle.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// bootstrap-kv's current drift reaches `/metrics` from its `$SRV.STATS` data.
+    #[test]
+    fn drift_gauges_of_bootstrap_kv_are_rendered() {
+        let data = json!({"lag": 0, "gauges": {"drift_emotes": {"Chan": 2}, "drift_users_extra": {"Chan": 0}}});
+        let replies = [
+            json!({"name": "userstats-bootstrap-kv", "endpoints": [{"name": "status", "num_requests": 1, "num_errors": 0,
+                "average_processing_time": 1000, "data": data}]}),
+            json!({"name": "userstats-bootstrap-kv", "endpoints": [{"name": "status", "data": {"gauges": {"drift_emotes": {"Chan": 1}}}}]}),
+        ];
+        let fleet = Fleet::from_stats(&replies);
+        assert_eq!(fleet.drift.get(&("Chan".to_string(), "emotes".to_string())), Some(&2));
+        let text = render(&Figures::default(), &fleet, 1, &Health::default()).unwrap();
+        assert!(text.contains(r#"userstats_bootstrap_drift{channel="Chan",kind="emotes"} 2"#), "{text}");
+        assert!(text.contains(r#"userstats_bootstrap_drift{channel="Chan",kind="users_extra"} 0"#), "{text}");
+    }
 }

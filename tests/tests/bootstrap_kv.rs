@@ -204,3 +204,59 @@ async fn killed_mid_load_it_leaves_nothing_half_applied_and_the_next_start_loads
         .unwrap();
     assert_eq!(s.total(D, "total_users").await.unwrap(), 10_000, "each user created once");
 }
+
+/// The bridge's emotes bucket ignores `renameEmote`, so after a rename it lists the old name
+/// for good: a real drift that an older snapshot must not "repair". It is logged and counted
+/// when it appears and when it clears, not at every resync, and its current size is a gauge
+/// in the status endpoint and in `/metrics`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_drift_is_reported_once_and_shown_as_a_gauge() {
+    let rig = Rig::new("bootstrap-drift", &format!("{CHANNELS}[bootstrap]\nresync_seconds = 1\n"));
+    let client = rig.nats.client().await;
+    let stores = create_buckets(&client, None).await;
+    let _media = rig.start("ingest-media").await;
+    let f = rig.start("bootstrap-kv").await;
+    eventually(Duration::from_secs(10), "KV users loaded", || async { open_sessions(&rig.db).await.len() == 6 })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
+    let drift_lines = |log: &str| log.lines().filter(|l| l.contains("drift between the database and KV")).count();
+    let gauge = |stats: &Value| stats["gauges"]["drift_emotes"][CH].as_i64();
+    // Loading into an empty database is a drift of its own (everything missing): reported
+    // once, then cleared by the repair.
+    eventually(Duration::from_secs(10), "first drift cleared", || async { gauge(&stats(&client).await) == Some(0) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
+    let loaded = stats(&client).await["extra"]["drift_emotes"].as_u64().unwrap_or(0);
+
+    // `#kappa` renamed after the KV put: the bucket keeps saying `#kappa`.
+    let rename = json!({"old": "#kappa", "name": "#kappa2", "image": "https://i.example/k.png", "source": "(^|\\s)#kappa2(?!\\S)"});
+    publish_all(&client, &[(subject(CH, "renameEmote"), envelope("renameEmote", rename, CH, now_ms(), "r1"))])
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "drift of 2 emotes seen", || async { gauge(&stats(&client).await) == Some(2) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
+    // Several resyncs later: still one report of it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let s = stats(&client).await;
+    assert_eq!(gauge(&s), Some(2), "{s}");
+    assert_eq!(s["extra"]["drift_emotes"].as_u64().unwrap_or(0), loaded + 2, "counted once: {s}");
+    assert_eq!(drift_lines(&f.log_text()), 2, "the load's drift and the rename's, once each:\n{}", f.log_text());
+    let store = rig.store().await;
+    let mut tx = store.write().await.unwrap();
+    let listed = tx.listed_emotes(D, CH).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(listed.contains(&"#kappa2".to_string()) && !listed.contains(&"#kappa".to_string()), "{listed:?}");
+
+    // The bridge catches up: the drift clears, said once.
+    let emotes = stores.iter().find(|s| s.name.ends_with("_emotes")).unwrap();
+    let list: Vec<Value> =
+        listed.iter().map(|n| json!({"name": n, "image": "https://i.example/e.png", "source": ""})).collect();
+    emotes.put("list", serde_json::to_string(&list).unwrap().into()).await.unwrap();
+    eventually(Duration::from_secs(10), "drift cleared", || async { gauge(&stats(&client).await) == Some(0) })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
+    let log = f.log_text();
+    assert_eq!(log.matches("no drift left between the database and KV").count(), 2, "{log}");
+    assert_eq!(drift_lines(&log), 2, "{log}");
+}

@@ -18,7 +18,11 @@ fn tracked_files(root: &Path) -> Vec<PathBuf> {
         .output()
         .expect("git runs (the tests run in a git checkout)");
     assert!(out.status.success(), "git ls-files failed: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| PathBuf::from(String::from_utf8_lossy(s).as_ref())).collect()
+    out.stdout
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(String::from_utf8_lossy(s).as_ref()))
+        .collect()
 }
 
 /// Resolves `rel` inside `base` lexically; `None` when it climbs above the root.
@@ -83,7 +87,10 @@ fn no_tracked_file_refers_outside_the_repository() {
 fn the_checker_finds_an_outside_path() {
     // The test above must be able to fail: a sibling folder is outside, a folder of ours is not.
     let sibling = format!("{}/spec/03-api.md", ["..", "shared"].join("/"));
-    assert_eq!(parent_paths(&format!("see [api]({sibling}) and ../../x")), vec![sibling.clone(), "../../x".to_string()]);
+    assert_eq!(
+        parent_paths(&format!("see [api]({sibling}) and ../../x")),
+        vec![sibling.clone(), "../../x".to_string()]
+    );
     assert!(!stays_inside(Path::new(""), &sibling));
     assert!(!stays_inside(Path::new("docs"), "../../x"));
     assert!(stays_inside(Path::new("docs"), "../README.md"));

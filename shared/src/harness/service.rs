@@ -32,6 +32,9 @@ pub struct WorkStats {
     pub rejected_by_reason: Mutex<BTreeMap<String, u64>>,
     /// Function-specific figures (orphan leaves, clamped durations...).
     pub extra: Mutex<BTreeMap<String, u64>>,
+    /// Function-specific current values by label: name → label → value (bootstrap-kv's
+    /// drift per channel).
+    pub gauges: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
     /// Where the time of the batches goes.
     pub time: PhaseTimes,
 }
@@ -87,7 +90,14 @@ impl WorkStats {
         }
     }
 
+    pub fn set_gauge(&self, name: &str, label: &str, value: i64) {
+        if let Ok(mut m) = self.gauges.lock() {
+            m.entry(name.to_string()).or_default().insert(label.to_string(), value);
+        }
+    }
+
     pub fn to_json(&self) -> Value {
+        let gauges = self.gauges.lock().map(|m| json!(*m)).unwrap_or(Value::Null);
         let rejected_by_reason = self.rejected_by_reason.lock().map(|m| json!(*m)).unwrap_or(Value::Null);
         let extra = self.extra.lock().map(|m| json!(*m)).unwrap_or(Value::Null);
         json!({
@@ -104,6 +114,7 @@ impl WorkStats {
             "retries": self.retries.load(Relaxed),
             "lag": self.lag.load(Relaxed),
             "extra": extra,
+            "gauges": gauges,
             "time_us": self.time.to_json(),
         })
     }

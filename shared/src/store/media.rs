@@ -24,6 +24,31 @@ impl Tx {
         Ok(())
     }
 
+    /// The first media-log entry of a channel after `at_ms`: (row id, type, id).
+    pub async fn media_after(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        at_ms: i64,
+    ) -> Result<Option<(i64, String, String)>> {
+        let rows = self
+            .rows(
+                "SELECT id, media_type, media_id FROM media_log WHERE domain = ?1 AND channel = ?2 AND at_ms > ?3 \
+                 ORDER BY at_ms, id LIMIT 1",
+                (domain, channel, at_ms),
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Moves a media-log entry's start to an earlier time (an earlier sight of the same
+    /// media: see `MediaHandler::change_media`).
+    pub async fn move_media_start(&mut self, row_id: i64, at_ms: i64) -> Result<()> {
+        self.exec("UPDATE media_log SET at_ms = MIN(at_ms, ?2) WHERE id = ?1", (row_id, at_ms)).await?;
+        Ok(())
+    }
+
     /// True when the channel has any emote history at all.
     pub async fn has_emote_history(&mut self, domain: &str, channel: &str) -> Result<bool> {
         let rows = self

@@ -476,7 +476,9 @@ async fn bootstrap_snapshot(s: &mut Summary) -> Result<()> {
     let started = Instant::now();
     let events = bootstrap::snapshot_events(DOMAIN, "bench", &snap);
     let config = shared::config::Config::default();
-    let (applied, _) = bootstrap::apply_snapshot(&store, &mut Applier::new(&config), DOMAIN, "bench", &events).await?;
+    let (applied, _) =
+        bootstrap::apply_snapshot(&store, &mut Applier::new(&config), DOMAIN, "bench", &events, &Default::default())
+            .await?;
     let seconds = started.elapsed().as_secs_f64();
     s.figure(
         "bootstrap, in process (10k users + 2k emotes + 5k playlist)",
