@@ -1,5 +1,5 @@
 //! `bench`: the project's benchmark, every figure measured inside one run
-//! (../shared/spec/04-targets.md). Starts its own nats-server(s), runs the release binaries
+//! (docs/targets.md). Starts its own nats-server(s), runs the release binaries
 //! against fresh databases and prints one line per figure next to its target, then a
 //! summary table.
 //!

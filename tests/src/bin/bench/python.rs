@@ -1,4 +1,4 @@
-//! `bench --compare-python`: the baseline of ../shared/spec/04-targets.md (the previous
+//! `bench --compare-python`: the baseline of docs/targets.md (the previous
 //! Python service, kryten-userstats 0.7.1 from PyPI, ~220 chat events/s) measured in the same
 //! run as the Rust figures, on the same synthetic chat stream.
 //!
