@@ -78,6 +78,14 @@ pub const COMMANDS: &[Command] = &[
     cmd("system.ping", Owner::Leaderboard, false),
     cmd("system.health", Owner::Leaderboard, false),
     cmd("system.stats", Owner::Leaderboard, false),
+    // What the stats site (the web function) reads; see query/site.rs.
+    cmd("user.hours", Owner::User, false),
+    cmd("channel.list", Owner::Leaderboard, false),
+    cmd("channel.summary", Owner::Leaderboard, false),
+    cmd("channel.present", Owner::Leaderboard, false),
+    cmd("channel.chatters", Owner::Leaderboard, false),
+    cmd("channel.hours", Owner::Leaderboard, false),
+    cmd("timeseries.daily", Owner::Leaderboard, false),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Command> {

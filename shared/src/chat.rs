@@ -10,7 +10,7 @@
 
 use crate::detect::{self, EmoteSet};
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Counts, EmoteInterval, NamedCount, Tx, UserSeen};
+use crate::store::{Counts, EmoteInterval, HourCount, NamedCount, Tx, UserSeen};
 use crate::wire::{self, Event, Parsed};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -60,6 +60,8 @@ struct Fold {
     phrases: HashMap<(String, String, String, String), i64>,
     emotes: HashMap<(String, String, String, String), i64>,
     hourly: HashMap<(String, String, i64), (i64, i64)>,
+    /// (domain, channel, user, hour of day UTC) → messages (the stats site's user card).
+    user_hours: HashMap<(String, String, String, i64), i64>,
     pms: HashMap<(String, String), i64>,
     channels: HashMap<(String, String), i64>,
     totals: HashMap<(String, &'static str), i64>,
@@ -188,6 +190,10 @@ impl ChatHandler {
         fold.see_user(d, &sender, username, t);
         fold.counts(d, c, &sender).messages += 1;
         fold.hourly(d, c, t).0 += 1;
+        *fold
+            .user_hours
+            .entry((d.into(), c.into(), sender.clone(), t.div_euclid(HOUR_MS).rem_euclid(24)))
+            .or_default() += 1;
         fold.total(d, "total_messages", 1);
         if shadow {
             return Ok(()); // nobody else saw it: no kudos, emotes or votes
@@ -259,6 +265,12 @@ impl ChatHandler {
             tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
             *per_channel.entry((d, c)).or_default() += messages;
         }
+        let hours: Vec<HourCount> = fold
+            .user_hours
+            .iter()
+            .map(|((d, c, key, h), n)| ((d.as_str(), c.as_str(), key.as_str(), *h), *n))
+            .collect();
+        tx.add_user_hours(&hours).await?;
         // Kept forever (hourly buckets are pruned by retention): the metrics' channel figure.
         for ((d, c), n) in per_channel {
             tx.add_total(d, &channel_messages_total(c), n).await?;

@@ -31,6 +31,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub metrics: MetricsConfig,
     pub bootstrap: BootstrapConfig,
+    pub web: WebConfig,
     /// Whether alias/phrase changing commands are accepted.
     /// Default true: a dev setup listens on loopback only. Set false on a shared bus.
     pub admin_commands: bool,
@@ -143,6 +144,22 @@ pub struct BootstrapConfig {
     pub resync_seconds: u64,
 }
 
+/// The `web` function: the stats site (HTTP, server-rendered pages).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub port: u16,
+    /// Address to listen on; loopback by default (put a reverse proxy in front, see
+    /// deploy/Caddyfile). `0.0.0.0` listens everywhere.
+    pub bind: String,
+    /// Show emote images (only `https:` URLs) beside emote names.
+    pub show_emote_images: bool,
+    /// Seconds a rendered page is served from memory before it is asked for again.
+    pub cache_seconds: u64,
+    /// Requests handled at once; more get `503` with `Retry-After`.
+    pub max_concurrent_requests: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -156,6 +173,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             bootstrap: BootstrapConfig::default(),
+            web: WebConfig::default(),
             admin_commands: true,
             json_logs: false,
             heartbeat_seconds: 30,
@@ -284,6 +302,18 @@ impl Default for MetricsConfig {
     }
 }
 
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            port: 28283,
+            bind: "127.0.0.1".into(),
+            show_emote_images: false,
+            cache_seconds: 5,
+            max_concurrent_requests: 64,
+        }
+    }
+}
+
 impl Default for BootstrapConfig {
     fn default() -> Self {
         BootstrapConfig { resync_seconds: 300 }
@@ -366,6 +396,9 @@ impl Config {
         self.database.location(false)?;
         if self.snapshots.interval_seconds == 0 {
             bail!("snapshots.interval_seconds must be at least 1");
+        }
+        if self.web.max_concurrent_requests == 0 {
+            bail!("web.max_concurrent_requests must be at least 1");
         }
         for c in &self.channels {
             if c.channel.trim().is_empty() {

@@ -126,6 +126,30 @@ async fn start_as(function: Function, reader: bool) -> Result<Context> {
     })
 }
 
+/// What a function that reads only through NATS needs (the stats site): no database.
+pub struct Connected {
+    pub function: Function,
+    pub config: Config,
+    pub client: async_nats::Client,
+    pub shutdown: Shutdown,
+    /// Kryten lifecycle announcements; `stop()` it last.
+    pub lifecycle: lifecycle::Lifecycle,
+}
+
+/// [`start`] without the database: configuration, logging, NATS, lifecycle, signals.
+pub async fn start_without_database(function: Function) -> Result<Connected> {
+    let config = Config::from_env_and_args()?;
+    init_tracing(config.json_logs);
+    tracing::info!(function = function.name, version = function.version, "starting");
+    let client = nats::connect(&config.nats, &function.service_name()).await?;
+    let announce = lifecycle::Settings {
+        metrics_port: config.metrics.port,
+        heartbeat: Duration::from_secs(config.heartbeat_seconds.max(1)),
+    };
+    let lifecycle = lifecycle::Lifecycle::start(&client, function, announce).await;
+    Ok(Connected { function, config, client, shutdown: Shutdown::install(), lifecycle })
+}
+
 /// `RUST_LOG` controls the level (default `info`).
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

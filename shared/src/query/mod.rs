@@ -10,12 +10,15 @@
 //! * [`leaderboard`] — `leaderboard.messages|kudos|emotes`
 //! * [`timeseries`] — `timeseries.messages|kudos`
 //! * [`system`] — `system.ping|health|stats`
+//! * [`site`] — what the stats site reads: `channel.list|summary|present|chatters|hours`,
+//!   `timeseries.daily`, `user.hours`
 
 pub mod alias;
 pub mod all_stats;
 pub mod channel;
 pub mod leaderboard;
 pub mod phrases;
+pub mod site;
 pub mod system;
 pub mod timeseries;
 pub mod user;
@@ -157,6 +160,13 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
         "system.ping" => system::ping(ctx).await,
         "system.health" => system::health(ctx).await,
         "system.stats" => system::stats(ctx, p).await,
+        "channel.list" => site::list(ctx, p).await,
+        "channel.summary" => site::summary(ctx, p).await,
+        "channel.present" => site::present(ctx, p).await,
+        "channel.chatters" => site::chatters(ctx, p).await,
+        "channel.hours" => site::hours(ctx, p).await,
+        "timeseries.daily" => site::daily(ctx, p).await,
+        "user.hours" => site::user_hours(ctx, p).await,
         other => Err(ApiError::unknown_command(other)),
     }
 }

@@ -21,6 +21,7 @@ mod metrics;
 mod presence;
 mod reads;
 mod schema;
+mod site;
 mod write;
 
 use anyhow::{bail, Context, Result};
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use crate::config::Location;
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
+pub use site::{ChannelSummaryRow, ChatterRow, HourCount};
 pub use write::{Counts, EmoteInterval, NamedCount, UserSeen};
 
 /// A handle on the database: one connection, used by one task at a time. [`Store::another`]

@@ -80,4 +80,11 @@ CREATE INDEX IF NOT EXISTS user_counts_by_user ON user_counts(domain, name_key);
 CREATE INDEX IF NOT EXISTS activity_by_user ON activity(domain, name_key);
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(domain, name_key);
 "#,
+    // 4: messages per user and hour of day (UTC), for the stats site's user card; channel ''
+    // is the domain rollup, as in user_counts.
+    r#"
+CREATE TABLE IF NOT EXISTS user_hours(domain TEXT NOT NULL, channel TEXT NOT NULL, name_key TEXT NOT NULL,
+    hour INTEGER NOT NULL, messages INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(domain, channel, name_key, hour)) WITHOUT ROWID;
+"#,
 ];

@@ -267,7 +267,7 @@ impl Tx {
     /// statements of at most [`ROWS_PER_STATEMENT`] rows. Later rows of one statement that
     /// hit a key inserted by an earlier row take the conflict branch, like separate
     /// statements would.
-    async fn insert_many(&mut self, into: &str, on_conflict: &str, rows: Vec<Vec<Value>>) -> Result<()> {
+    pub(super) async fn insert_many(&mut self, into: &str, on_conflict: &str, rows: Vec<Vec<Value>>) -> Result<()> {
         let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
         let tuple = format!("({})", vec!["?"; width].join(","));
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
