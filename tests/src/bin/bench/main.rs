@@ -418,6 +418,21 @@ async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Resul
         None,
     );
     server.where_time_goes(s, "sqld");
+    // The dev profile (scripts/run, the tests) on the same stream: how much slower the
+    // binaries are that nobody should ship.
+    let release = std::env::var("KRYTEN_TEST_PROFILE").unwrap_or_else(|_| "release".into());
+    std::env::set_var("KRYTEN_TEST_PROFILE", "debug");
+    let dev = ingest_run("ingest-chat", Mix::Chat, (sizes.events / 5).max(1000), 1, Db::File).await;
+    std::env::set_var("KRYTEN_TEST_PROFILE", release);
+    match dev {
+        Ok(dev) => s.figure(
+            "chat ingest, 1 replica, dev build (target/debug: scripts/run, tests)",
+            format!("{:.0} events/s; release is {:.1}× faster", dev.rate(), one.rate() / dev.rate()),
+            "reported: deploy/ ships the release build",
+            None,
+        ),
+        Err(e) => s.figure("chat ingest, dev build", format!("not measured: {e:#}"), "reported", None),
+    }
     for r in [&one, &two, &server] {
         fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
     }
