@@ -18,9 +18,10 @@
 //! Core mode (`ingest.mode = "core"`, for servers without JetStream): a queue-group
 //! subscription per subject, same batching and idempotency, no durability.
 
+use super::batch::{Backoff, Outcome};
 use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
-use crate::store::{is_busy, Store, Tx};
+use crate::store::{Store, Tx};
 use crate::wire::{self, Parsed};
 use anyhow::{anyhow, Context as _, Result};
 use async_nats::jetstream::{self, consumer::pull, consumer::PullConsumer, AckKind};
@@ -400,42 +401,25 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(20);
+    let mut backoff = Backoff::default();
     let mut last_keep_alive = Instant::now();
-    let mut last_log: Option<Instant> = None;
     loop {
         match apply_once(ctx, handler, batch, fence).await {
             Ok(()) => {
-                if last_log.is_some() {
-                    tracing::info!("database free again after {:?}; batch applied", started.elapsed());
-                }
+                backoff.succeeded("the batch");
                 return Ok(());
             }
             Err(e) if e.is::<LostLease>() => return Err(e),
             Err(e) => {
                 ctx.stats.retries.fetch_add(1, Relaxed);
-                let quiet = last_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
-                if quiet {
-                    // Logged recently; keep retrying without repeating ourselves.
-                } else if is_busy(&e) {
-                    last_log = Some(Instant::now());
-                    tracing::warn!(
-                        "database busy (another writer holds it); retrying the batch with back-off, nothing acked until it commits"
-                    );
-                } else {
-                    last_log = Some(Instant::now());
-                    tracing::error!(error = %format!("{e:#}"), "applying a batch failed; retrying (nothing acked)");
-                }
-                if ctx.shutdown.is_set() && started.elapsed() > Duration::from_secs(3) {
+                if ctx.shutdown.is_set() && backoff.elapsed() > Duration::from_secs(3) {
                     return Err(anyhow!("giving up the batch to shut down; it will be redelivered"));
                 }
                 if last_keep_alive.elapsed() > Duration::from_secs(1) {
                     keep_alive().await;
                     last_keep_alive = Instant::now();
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                backoff.failed("the batch", &e).await;
             }
         }
     }
@@ -471,56 +455,37 @@ async fn apply_once<H: Handler>(
         }
     }
     let begin = started.elapsed();
-    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut outcome = Outcome { size: batch.len() as u64, ..Outcome::default() };
     let mut good: Vec<&Parsed> = Vec::with_capacity(batch.len());
-    let mut ignored = 0u64;
     for i in batch {
         match &i.parsed {
             Ok(p) if is_followed(ctx, p) => good.push(p),
-            Ok(_) => ignored += 1,
-            Err(r) => *rejected.entry(r.label()).or_default() += 1,
+            Ok(_) => outcome.ignored += 1,
+            Err(r) => *outcome.rejected.entry(r.label()).or_default() += 1,
         }
     }
     let ids: Vec<String> = good.iter().map(|p| p.id.clone()).collect();
     let fresh = tx.claim_new_ids(&ids, now_ms()).await?;
     let new: Vec<&Parsed> = good.iter().zip(&fresh).filter(|(_, f)| **f).map(|(p, _)| *p).collect();
-    let duplicates = (good.len() - new.len()) as u64;
+    outcome.applied = new.len() as u64;
+    outcome.duplicates = (good.len() - new.len()) as u64;
     let mut report = Report::default();
     handler.apply(&mut tx, &new, &mut report).await?;
-    tx.add_counter(function, "events_applied", new.len() as i64).await?;
-    tx.add_counter(function, "duplicates", duplicates as i64).await?;
-    tx.add_counter(function, "unknown_events", report.unknown as i64).await?;
-    tx.add_counter(function, "ignored", (report.ignored + ignored) as i64).await?;
-    tx.add_counter(function, "batches", 1).await?;
-    for (reason, n) in &rejected {
-        tx.add_counter(function, &format!("rejected_{reason}"), *n as i64).await?;
-    }
-    for (name, n) in &report.extra {
-        tx.add_counter(function, name, *n as i64).await?;
-    }
+    outcome.unknown = report.unknown;
+    outcome.ignored += report.ignored;
+    outcome.extra = report.extra;
+    outcome.write(&mut tx, function).await?;
     let (applied, sql) = (started.elapsed(), begin + tx.sql_time());
     let committing = Instant::now();
     tx.commit().await?;
 
-    let s = &ctx.stats;
-    PhaseTimes::add(&s.time.sql, sql);
-    PhaseTimes::add(&s.time.detect_and_fold, applied.saturating_sub(sql));
-    PhaseTimes::add(&s.time.commit, committing.elapsed());
-    s.events_applied.fetch_add(new.len() as u64, Relaxed);
-    s.duplicates.fetch_add(duplicates, Relaxed);
-    s.unknown_events.fetch_add(report.unknown, Relaxed);
-    s.ignored.fetch_add(report.ignored + ignored, Relaxed);
-    s.batches.fetch_add(1, Relaxed);
-    s.last_batch_size.store(batch.len() as u64, Relaxed);
-    s.max_batch_size.fetch_max(batch.len() as u64, Relaxed);
-    for (reason, n) in rejected {
-        for _ in 0..n {
-            s.reject(reason);
-        }
-        log_rejection(reason, n);
-    }
-    for (name, n) in report.extra {
-        s.add_extra(name, n);
+    let time = &ctx.stats.time;
+    PhaseTimes::add(&time.sql, sql);
+    PhaseTimes::add(&time.detect_and_fold, applied.saturating_sub(sql));
+    PhaseTimes::add(&time.commit, committing.elapsed());
+    outcome.add_to(&ctx.stats);
+    for (reason, n) in &outcome.rejected {
+        log_rejection(reason, *n);
     }
     Ok(())
 }

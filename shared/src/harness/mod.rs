@@ -5,10 +5,13 @@
 //! * [`service`]: registration as a NATS micro service with the function's work counters
 //!   in `$SRV.STATS`.
 //! * [`lifecycle`]: Kryten lifecycle announcements (startup, heartbeat, shutdown, discovery).
+//! * [`batch`]: what a batch transaction leaves behind (durable and in-memory counters)
+//!   and how it is retried.
 //! * [`ingest`]: the durable JetStream consumer loop (or core-NATS queue group) that hands
 //!   batches of parsed events to a [`ingest::Handler`] inside one transaction, acked after
 //!   commit, idempotent by event id.
 
+pub mod batch;
 pub mod ingest;
 pub mod lifecycle;
 pub mod nats;
