@@ -7,6 +7,7 @@
 //! `.tools/venv/bin/nats-server`, else `PATH`; `sqld` (server-mode tests) from `$SQLD_BIN`,
 //! else `.tools/sqld` (`scripts/tools --sqld` installs it).
 
+pub mod python_reference;
 pub mod traffic;
 
 use anyhow::{bail, Context, Result};

@@ -87,4 +87,10 @@ CREATE TABLE IF NOT EXISTS user_hours(domain TEXT NOT NULL, channel TEXT NOT NUL
     hour INTEGER NOT NULL, messages INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(domain, channel, name_key, hour)) WITHOUT ROWID;
 "#,
+    // 5: databases imported into this one (`userstats-admin import-v0`), keyed by a hash of
+    // their content and never pruned, so that the same content is imported at most once.
+    r#"
+CREATE TABLE IF NOT EXISTS imports(hash TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL,
+    imported_ms INTEGER NOT NULL, summary TEXT NOT NULL) WITHOUT ROWID;
+"#,
 ];

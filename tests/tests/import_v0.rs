@@ -1,0 +1,732 @@
+//! `userstats-admin import-v0`: a kryten-userstats 0.7.1 database imported exactly once, or
+//! not at all.
+//!
+//! * The real thing: the real Python service (kryten-userstats 0.7.1 from PyPI, installed by
+//!   scripts/python-reference) runs on a known stream with case variants, aliases, kudos,
+//!   emotes, votes, media, PMs, joins, AFK and leaves, writes its SQLite file and stops; the
+//!   file is imported into a fresh database; our query functions then answer every user's
+//!   and channel's numbers as the Python file has them (read directly), under the documented
+//!   conversions (case variants merged, `[server]` and ignored users left out, emote `#`).
+//! * Importing twice changes nothing; an import killed inside its transaction leaves
+//!   nothing; every kind of bad input is refused with one line and writes nothing (bad rows
+//!   are skipped and counted); case variants merge; importing while ingest-chat applies a
+//!   live stream loses and doubles nothing of it.
+
+use libsql::Value as Sql;
+use serde_json::{json, Value};
+use shared::wire::{format_timestamp, parse_timestamp_ms};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use userstats_tests::python_reference::{init_database, PythonService};
+use userstats_tests::*;
+
+const CH: &str = "420Grindhouse";
+
+/// Runs `userstats-admin` with arguments and extra environment.
+fn admin(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = binary("userstats-admin");
+    assert!(bin.exists(), "{} is not built: run `cargo build --workspace --bins`", bin.display());
+    Command::new(&bin).args(args).envs(env.iter().copied()).output().expect("run userstats-admin")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Imports `old` with the rig's config; panics with the output unless it succeeds.
+fn import(rig: &Rig, old: &str, extra: &[&str]) -> String {
+    let mut args = vec!["import-v0", old, "--config", &rig.config];
+    args.extend(extra);
+    let out = admin(&args, &[]);
+    assert!(out.status.success(), "import failed:\n{}", text(&out));
+    text(&out)
+}
+
+/// Rows of a query on an SQLite file (read-only).
+async fn rows(db: &str, sql: &str) -> Vec<Vec<Sql>> {
+    try_rows(db, sql).await.unwrap_or_else(|e| panic!("{sql}: {e:#}"))
+}
+
+async fn try_rows(db: &str, sql: &str) -> anyhow::Result<Vec<Vec<Sql>>> {
+    let d = libsql::Builder::new_local(db).flags(libsql::OpenFlags::SQLITE_OPEN_READ_ONLY).build().await?;
+    let conn = d.connect()?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    let mut r = conn.query(sql, ()).await?;
+    let mut out = Vec::new();
+    while let Some(row) = r.next().await? {
+        out.push((0..r.column_count()).map(|i| row.get_value(i)).collect::<Result<_, _>>()?);
+    }
+    Ok(out)
+}
+
+/// Runs SQL on an SQLite file (writable).
+async fn exec(db: &str, sql: &str) {
+    let d = libsql::Builder::new_local(db).build().await.expect("open");
+    let conn = d.connect().expect("connect");
+    conn.execute_batch(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn s(v: &Sql) -> String {
+    match v {
+        Sql::Text(t) => t.clone(),
+        Sql::Integer(i) => i.to_string(),
+        Sql::Null => String::new(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn i(v: &Sql) -> i64 {
+    match v {
+        Sql::Integer(i) => *i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// The `data` of a successful query on its micro endpoint.
+async fn data(client: &async_nats::Client, command: &str, params: Value) -> Value {
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(format!("userstats.query.{command}"), params.to_string().into()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{command}: no answer"))
+    .unwrap_or_else(|e| panic!("{command}: {e}"));
+    let v: Value = serde_json::from_slice(&answer.payload).expect("JSON answer");
+    assert_eq!(v["success"], json!(true), "{command} {params}: {v}");
+    v["data"].clone()
+}
+
+/// `[{name_field: n, "count": c}]` as a map.
+fn counted(v: &Value, name_field: &str) -> BTreeMap<String, i64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|e| (e[name_field].as_str().unwrap_or_default().to_string(), e["count"].as_i64().unwrap_or(-1)))
+        .collect()
+}
+
+/// Publishes envelopes with core NATS, as the bridge does.
+async fn publish(client: &async_nats::Client, events: &[(String, String)]) {
+    publish_all(client, events).await.expect("publish");
+}
+
+struct Stream {
+    t: i64,
+    n: u64,
+    events: Vec<(String, String)>,
+}
+
+impl Stream {
+    fn new() -> Stream {
+        Stream { t: shared::harness::now_ms(), n: 0, events: Vec::new() }
+    }
+    fn ev(&mut self, name: &str, payload: Value) -> &mut Self {
+        self.t += 10;
+        self.n += 1;
+        let mut payload = payload;
+        if payload.get("time").is_none() && payload.is_object() {
+            payload["time"] = json!(self.t);
+        }
+        self.events.push((subject(CH, name), envelope(name, payload, CH, self.t, &format!("imp-{}", self.n))));
+        self
+    }
+    fn chat(&mut self, user: &str, msg: &str) -> &mut Self {
+        self.ev("chatMsg", json!({"username": user, "msg": msg, "meta": {}}))
+    }
+    fn join(&mut self, user: &str) -> &mut Self {
+        self.ev("addUser", json!({"name": user, "rank": 1, "meta": {"afk": false, "muted": false}}))
+    }
+    fn media(&mut self, ty: &str, id: &str, title: &str) -> &mut Self {
+        self.ev(
+            "changeMedia",
+            json!({"id": id, "title": title, "seconds": 100, "duration": "01:40", "type": ty, "meta": {}, "currentTime": 0, "paused": false}),
+        )
+    }
+    fn take(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// Builds a real 0.7.1 database: the Python service on a known stream, stopped when done.
+async fn python_database(rig: &Rig, dir: &TempDir) -> String {
+    let db = dir.file("kryten-userstats.db");
+    let extra = json!({"snapshots": {"interval_seconds": 1}, "kudos": {"default_phrases": ["lol", "haha", "thanks"]}});
+    let mut py = match PythonService::start(dir, &rig.nats.url(), CH, &db, extra).await {
+        Ok(p) => p,
+        Err(e) => panic!("the Python reference service (kryten-userstats 0.7.1) cannot run: {e:#}"),
+    };
+    let client = rig.nats.client().await;
+    for (user, alias) in [("bob", "bobby"), ("Carol", "caz"), ("alice", "ally")] {
+        let a = py.command(&client, json!({"command": "alias.add", "username": user, "alias": alias})).await;
+        assert!(a.as_ref().is_ok_and(|a| a["success"] == json!(true)), "alias.add: {a:?}");
+    }
+    let mut s = Stream::new();
+    let emotes = json!([{"name": "#kappa", "image": "k.png", "source": "#kappa"}, {"name": "PogChamp", "image": "p.png", "source": "PogChamp"}]);
+    s.ev("emoteList", emotes);
+    for u in ["Alice", "bob", "Carol", "Dave", "alice"] {
+        s.join(u);
+    }
+    s.media("yt", "abc123", "Movie_One.mp4")
+        .chat("Alice", "hello everyone")
+        .chat("bob", "Alice++ thanks")
+        .chat("Carol", "lol bob")
+        .chat("ALICE", "#kappa #Kappa #PogChamp")
+        .chat("alice", "hi again Carol haha")
+        .chat("Dave", "bobby++ nice")
+        .chat("bob", "movie++")
+        .chat("Carol", "movie--")
+        .chat("[server]", "a server message")
+        .chat("KrytenBot", "the bot speaks ++bob")
+        .chat("alice", "movie++")
+        .ev("pm", json!({"username": "Alice", "msg": "hi", "to": "KrytenBot"}))
+        .ev("pm", json!({"username": "Alice", "msg": "again", "to": "KrytenBot"}))
+        .ev("pm", json!({"username": "bob", "msg": "yo", "to": "KrytenBot"}))
+        .ev("pm", json!({"username": "ALICE", "msg": "caps", "to": "KrytenBot"}))
+        .media("vm", "xyz789", "Second.Film.mkv")
+        .chat("Dave", "film--")
+        .chat("ALICE", "video++")
+        .chat("alice", "video--")
+        .chat("Carol", "thanks Dave #kappa")
+        .chat("bob", "++Carol and ++Dave")
+        .ev("setAFK", json!({"name": "Dave", "afk": true}));
+    let first = s.take();
+    publish(&client, &first).await;
+    // Time passes (snapshots every second, time in channel), then some leave.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    s.ev("setAFK", json!({"name": "Dave", "afk": false}));
+    s.ev("userLeave", json!({"name": "Carol"}));
+    s.ev("userLeave", json!({"name": "Dave"}));
+    s.ev("userLeave", json!({"name": "ALICE"}));
+    s.media("yt", "abc123", "Movie_One.mp4").chat("Carol", "movie++ rewatch");
+    let second = s.take();
+    publish(&client, &second).await;
+    let expected_chats =
+        first.iter().chain(second.iter()).filter(|(subj, _)| subj.ends_with(".chatmsg")).count() as i64;
+    // Done when every chat message is counted and both leaves recorded.
+    eventually(Duration::from_secs(60), "the Python service counted the stream", || async {
+        let r = try_rows(&db, "SELECT (SELECT COALESCE(SUM(message_count), 0) FROM message_counts), (SELECT COUNT(*) FROM user_activity), (SELECT COUNT(*) FROM media_changes)").await;
+        r.ok().and_then(|r| r.into_iter().next()).is_some_and(|r| i(&r[0]) >= expected_chats && i(&r[1]) >= 2 && i(&r[2]) >= 3)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", py.log_tail()));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    py.check_alive().expect("still running");
+    py.stop();
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_python_database_imports_with_the_python_numbers() {
+    let rig = Rig::new("import-real", "[snapshots]\ninterval_seconds = 1\n");
+    let pydir = TempDir::new("import-python");
+    let old = python_database(&rig, &pydir).await;
+    let report = import(&rig, &old, &[]);
+    println!("{report}");
+    assert!(report.contains("alice <- ALICE, Alice, alice"), "merge listed:\n{report}");
+
+    let _qu = rig.start("query-user").await;
+    let _ql = rig.start("query-leaderboard").await;
+    let client = rig.nats.client().await;
+    let ignored = "('[server]', 'krytenbot')";
+
+    // Every user of the old file (lower-cased), and every channel.
+    let mut users: BTreeSet<String> = BTreeSet::new();
+    for t in ["message_counts", "pm_counts", "user_activity", "emote_usage", "kudos_plusplus", "kudos_phrases"] {
+        for r in rows(&old, &format!("SELECT DISTINCT lower(username) FROM {t} WHERE lower(username) NOT IN {ignored}"))
+            .await
+        {
+            users.insert(s(&r[0]));
+        }
+    }
+    assert!(users.len() >= 4, "the stream made users: {users:?}");
+    let channels: Vec<String> =
+        rows(&old, "SELECT DISTINCT channel FROM message_counts").await.iter().map(|r| s(&r[0])).collect();
+    assert_eq!(channels, vec![CH.to_string()]);
+
+    let sum = |sql: String| {
+        let old = old.clone();
+        async move {
+            rows(&old, &sql).await.first().map(|r| if matches!(r[0], Sql::Null) { 0 } else { i(&r[0]) }).unwrap_or(0)
+        }
+    };
+    for u in &users {
+        let who = format!("lower(username) = '{u}'");
+        let stats = data(&client, "user.stats", json!({"username": u})).await;
+        assert_eq!(
+            stats["pms"].as_i64(),
+            Some(sum(format!("SELECT SUM(pm_count) FROM pm_counts WHERE {who}")).await),
+            "{u} pms"
+        );
+        let aliases: Vec<String> = rows(&old, &format!("SELECT alias FROM user_aliases WHERE {who} ORDER BY alias"))
+            .await
+            .iter()
+            .map(|r| s(&r[0]))
+            .collect();
+        assert_eq!(stats["aliases"], json!(aliases), "{u} aliases");
+        let seen = rows(&old, &format!("SELECT first_seen_at, last_seen_at FROM users WHERE {who}")).await;
+        if !seen.is_empty() {
+            let first = seen.iter().filter_map(|r| parse_timestamp_ms(&s(&r[0]))).min().expect("time");
+            let last = seen.iter().filter_map(|r| parse_timestamp_ms(&s(&r[1]))).max().expect("time");
+            assert_eq!(stats["first_seen"], json!(format_timestamp(first)), "{u} first seen");
+            assert_eq!(stats["last_seen"], json!(format_timestamp(last)), "{u} last seen");
+        }
+        for c in &channels {
+            let here = format!("{who} AND channel = '{c}'");
+            let m = data(&client, "user.messages", json!({"username": u, "channel": c})).await;
+            let want = sum(format!("SELECT SUM(message_count) FROM message_counts WHERE {here}")).await;
+            assert_eq!(m["message_count"].as_i64(), Some(want), "{u} messages in {c}");
+            let k = data(&client, "user.kudos", json!({"username": u, "channel": c})).await;
+            let want = sum(format!("SELECT SUM(kudos_count) FROM kudos_plusplus WHERE {here}")).await;
+            assert_eq!(k["plusplus"].as_i64(), Some(want), "{u} ++ in {c}");
+            let want: BTreeMap<String, i64> =
+                rows(&old, &format!("SELECT phrase, SUM(kudos_count) FROM kudos_phrases WHERE {here} GROUP BY phrase"))
+                    .await
+                    .iter()
+                    .map(|r| (s(&r[0]), i(&r[1])))
+                    .collect();
+            assert_eq!(counted(&k["phrases"], "phrase"), want, "{u} phrase kudos in {c}");
+            let st = data(&client, "user.stats", json!({"username": u, "channel": c})).await;
+            let want: BTreeMap<String, i64> =
+                rows(&old, &format!("SELECT emote, SUM(usage_count) FROM emote_usage WHERE {here} GROUP BY emote"))
+                    .await
+                    .iter()
+                    .map(|r| (format!("#{}", s(&r[0])), i(&r[1])))
+                    .collect();
+            assert_eq!(counted(&st["emotes"], "emote"), want, "{u} emotes in {c}");
+            let act = rows(
+                &old,
+                &format!("SELECT SUM(total_time_seconds), SUM(not_afk_time_seconds) FROM user_activity WHERE {here}"),
+            )
+            .await;
+            match act.first().filter(|r| !matches!(r[0], Sql::Null)) {
+                Some(r) => {
+                    assert_eq!(st["activity"]["total_time_seconds"].as_i64(), Some(i(&r[0])), "{u} time in {c}");
+                    assert_eq!(
+                        st["activity"]["not_afk_time_seconds"].as_i64(),
+                        Some(i(&r[1])),
+                        "{u} active time in {c}"
+                    );
+                }
+                None => assert_eq!(st["activity"], Value::Null, "{u} has no time in {c}"),
+            }
+        }
+    }
+    let some_time =
+        sum(format!("SELECT SUM(total_time_seconds) FROM user_activity WHERE lower(username) NOT IN {ignored}")).await;
+    assert!(some_time > 0, "the stream gave time in channel");
+
+    for c in &channels {
+        // Media history, newest first, with 0.7.1's times (to the ms).
+        let want: Vec<Value> = rows(&old, &format!("SELECT timestamp, media_title, media_type, media_id FROM media_changes WHERE channel = '{c}' ORDER BY id DESC"))
+            .await
+            .iter()
+            .map(|r| json!({"timestamp": format_timestamp(parse_timestamp_ms(&s(&r[0])).expect("time")), "media_title": s(&r[1]), "media_type": s(&r[2]), "media_id": s(&r[3])}))
+            .collect();
+        let got = data(&client, "channel.media_history", json!({"channel": c, "limit": 1000})).await;
+        assert_eq!(got["history"], json!(want), "media history of {c}");
+
+        // Votes per title: one vote per (title, lower-cased user), the latest.
+        let mut latest: BTreeMap<(String, String), (String, i64)> = BTreeMap::new();
+        for r in rows(&old, &format!("SELECT media_title, lower(username), vote, timestamp FROM movie_votes WHERE channel = '{c}' AND lower(username) NOT IN {ignored}")).await {
+            let e = latest.entry((s(&r[0]), s(&r[1]))).or_insert((s(&r[3]), i(&r[2])));
+            if s(&r[3]) >= e.0 {
+                *e = (s(&r[3]), i(&r[2]));
+            }
+        }
+        let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for ((title, _), (_, vote)) in latest {
+            let e = want.entry(title).or_default();
+            if vote > 0 {
+                e.0 += 1
+            } else {
+                e.1 += 1
+            }
+        }
+        let got = data(&client, "channel.movie_votes", json!({"channel": c})).await;
+        let got: BTreeMap<String, (i64, i64)> = got
+            .as_array()
+            .expect("votes")
+            .iter()
+            .map(|v| {
+                (
+                    v["media_title"].as_str().unwrap_or_default().to_string(),
+                    (v["upvotes"].as_i64().unwrap_or(-1), v["downvotes"].as_i64().unwrap_or(-1)),
+                )
+            })
+            .collect();
+        assert!(!want.is_empty(), "the stream voted");
+        assert_eq!(got, want, "votes in {c}");
+
+        // Snapshots (one per 1 s slot, as 0.7.1 took them every second) and watermarks.
+        let want: Vec<(String, i64)> = rows(
+            &old,
+            &format!(
+                "SELECT timestamp, connected_count FROM population_snapshots WHERE channel = '{c}' ORDER BY id DESC"
+            ),
+        )
+        .await
+        .iter()
+        .map(|r| {
+            let ms = parse_timestamp_ms(&s(&r[0])).expect("time");
+            (format_timestamp(ms - ms.rem_euclid(1000)), i(&r[1]))
+        })
+        .collect();
+        assert!(want.len() >= 2, "the Python service took snapshots");
+        let got = data(&client, "channel.population", json!({"channel": c, "hours": 24})).await;
+        let got: Vec<(String, i64)> = got["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|h| {
+                (h["timestamp"].as_str().unwrap_or_default().to_string(), h["connected_count"].as_i64().unwrap_or(-1))
+            })
+            .collect();
+        assert_eq!(got, want, "population history of {c}");
+        let wm = data(&client, "channel.watermarks", json!({"channel": c})).await;
+        let high = sum(format!(
+            "SELECT MAX(total_users) FROM population_watermarks WHERE channel = '{c}' AND is_high_mark = 1"
+        ))
+        .await;
+        let low = sum(format!(
+            "SELECT MIN(total_users) FROM population_watermarks WHERE channel = '{c}' AND is_high_mark = 0"
+        ))
+        .await;
+        assert_eq!(
+            (wm["high"]["total_users"].as_i64(), wm["low"]["total_users"].as_i64()),
+            (Some(high), Some(low)),
+            "watermarks {wm}"
+        );
+
+        // Leaderboards from the rollups.
+        let lb = data(&client, "leaderboard.messages", json!({"channel": c, "limit": 1000})).await;
+        let total: i64 = counted(&lb["leaderboard"], "username").values().sum();
+        let want = sum(format!(
+            "SELECT SUM(message_count) FROM message_counts WHERE channel = '{c}' AND lower(username) NOT IN {ignored}"
+        ))
+        .await;
+        assert_eq!(total, want, "message leaderboard of {c}");
+    }
+    let phrases = data(&client, "kudos.phrases.list", json!({})).await;
+    let want: Vec<String> =
+        rows(&old, "SELECT phrase FROM kudos_trigger_phrases ORDER BY phrase").await.iter().map(|r| s(&r[0])).collect();
+    assert_eq!(phrases["phrases"], json!(want), "trigger phrases");
+
+    // The totals /metrics shows.
+    let store = rig.store().await;
+    for (name, sql) in [
+        (
+            "total_messages",
+            "SELECT SUM(message_count) FROM message_counts WHERE lower(username) NOT IN ('[server]', 'krytenbot')",
+        ),
+        ("total_pms", "SELECT SUM(pm_count) FROM pm_counts WHERE lower(username) NOT IN ('[server]', 'krytenbot')"),
+        (
+            "total_kudos_plusplus",
+            "SELECT SUM(kudos_count) FROM kudos_plusplus WHERE lower(username) NOT IN ('[server]', 'krytenbot')",
+        ),
+        (
+            "total_kudos_phrases",
+            "SELECT SUM(kudos_count) FROM kudos_phrases WHERE lower(username) NOT IN ('[server]', 'krytenbot')",
+        ),
+        (
+            "total_emotes",
+            "SELECT SUM(usage_count) FROM emote_usage WHERE lower(username) NOT IN ('[server]', 'krytenbot')",
+        ),
+        ("total_media_changes", "SELECT COUNT(*) FROM media_changes"),
+    ] {
+        assert_eq!(store.total("cytu.be", name).await.expect("total"), sum(sql.to_string()).await, "{name}");
+    }
+    assert_eq!(store.total("cytu.be", "total_users").await.expect("total"), users.len() as i64, "total_users");
+}
+
+/// A 0.7.1 database made by the service's own `initialize()`, filled with known rows: `Zed`,
+/// `zed` and `ZED` are case variants of one user; `Yan` is another.
+async fn synthetic(dir: &TempDir, name: &str) -> String {
+    let db = dir.file(name);
+    init_database(&db)
+        .unwrap_or_else(|e| panic!("the Python reference service (kryten-userstats 0.7.1) cannot run: {e:#}"));
+    exec(
+        &db,
+        "INSERT INTO users(username, first_seen_at, last_seen_at) VALUES
+           ('Zed', '2026-01-01T10:00:00.000000+00:00', '2026-01-05T10:00:00+00:00'),
+           ('zed', '2025-12-01T09:00:00.250000+00:00', '2026-01-02T10:00:00+00:00'),
+           ('ZED', '2026-01-03T00:00:00+00:00', '2026-01-10T12:30:00.500000+00:00'),
+           ('Yan', '2026-01-01T00:00:00+00:00', '2026-01-01T01:00:00+00:00'),
+           ('[server]', '2026-01-01T00:00:00+00:00', '2026-01-01T01:00:00+00:00');
+         INSERT INTO message_counts(username, channel, domain, message_count) VALUES
+           ('Zed', '420Grindhouse', 'cytu.be', 10), ('zed', '420Grindhouse', 'cytu.be', 5),
+           ('ZED', 'otherchan', 'cytu.be', 2), ('Yan', '420Grindhouse', 'cytu.be', 7),
+           ('[server]', '420Grindhouse', 'cytu.be', 40);
+         INSERT INTO pm_counts(username, pm_count) VALUES ('Zed', 3), ('zed', 4), ('Yan', 1);
+         INSERT INTO kudos_plusplus(username, channel, domain, kudos_count) VALUES
+           ('Zed', '420Grindhouse', 'cytu.be', 2), ('zed', '420Grindhouse', 'cytu.be', 1);
+         INSERT INTO kudos_phrases(username, channel, domain, phrase, kudos_count) VALUES
+           ('Zed', '420Grindhouse', 'cytu.be', 'lol', 2), ('zed', '420Grindhouse', 'cytu.be', 'lol', 1),
+           ('zed', '420Grindhouse', 'cytu.be', 'haha', 1);
+         INSERT INTO emote_usage(username, channel, domain, emote, usage_count) VALUES
+           ('Zed', '420Grindhouse', 'cytu.be', 'kappa', 3), ('ZED', '420Grindhouse', 'cytu.be', 'kappa', 1);
+         INSERT INTO user_activity(username, channel, domain, total_time_seconds, not_afk_time_seconds) VALUES
+           ('Zed', '420Grindhouse', 'cytu.be', 100, 80), ('zed', '420Grindhouse', 'cytu.be', 20, 20);
+         INSERT INTO media_changes(channel, domain, timestamp, media_title, media_type, media_id) VALUES
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:00:00+00:00', 'Film A', 'yt', 'a1'),
+           ('420Grindhouse', 'cytu.be', '2026-01-02T01:00:00+00:00', 'Film B', NULL, NULL);
+         INSERT INTO movie_votes(channel, domain, media_title, media_type, media_id, username, vote, timestamp) VALUES
+           ('420Grindhouse', 'cytu.be', 'Film A', 'yt', 'a1', 'Zed', 1, '2026-01-02T00:10:00+00:00'),
+           ('420Grindhouse', 'cytu.be', 'Film A', '', '', 'zed', -1, '2026-01-02T00:20:00+00:00'),
+           ('420Grindhouse', 'cytu.be', 'Film B', '', '', 'Yan', 1, '2026-01-02T01:10:00+00:00');
+         INSERT INTO population_snapshots(channel, domain, timestamp, connected_count, chat_count) VALUES
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:00:10+00:00', 5, 5),
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:05:10+00:00', 9, 9),
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:10:10+00:00', 2, 2);
+         INSERT INTO population_watermarks(channel, domain, timestamp, total_users, chat_users, is_high_mark) VALUES
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:05:10+00:00', 9, 9, 1),
+           ('420Grindhouse', 'cytu.be', '2026-01-02T00:10:10+00:00', 2, 2, 0);
+         INSERT INTO user_aliases(username, alias) VALUES ('Zed', 'zz'), ('Yan', 'zz'), ('Yan', 'y');
+         INSERT INTO kudos_trigger_phrases(phrase) VALUES ('lol'), ('haha');",
+    )
+    .await;
+    db
+}
+
+/// What a database holds, in a comparable form (counts, users, logs, totals, imports).
+async fn figures(db: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT domain, channel, name_key, messages, kudos_plusplus, kudos_phrases, emotes FROM user_counts ORDER BY 1, 2, 3",
+        "SELECT domain, name_key, display, first_seen_ms, last_seen_ms, pms FROM users ORDER BY 1, 2",
+        "SELECT * FROM phrase_counts ORDER BY 1, 2, 3, 4",
+        "SELECT * FROM emote_counts ORDER BY 1, 2, 3, 4",
+        "SELECT * FROM activity ORDER BY 1, 2, 3",
+        "SELECT domain, channel, at_ms, media_type, media_id, title FROM media_log ORDER BY 1, 2, 3",
+        "SELECT * FROM movie_votes ORDER BY 1, 2, 3, 4, 5",
+        "SELECT * FROM population ORDER BY 1, 2, 3",
+        "SELECT * FROM watermarks ORDER BY 1, 2, 3, 4",
+        "SELECT * FROM aliases ORDER BY 1",
+        "SELECT * FROM kudos_phrases ORDER BY 1",
+        "SELECT * FROM totals ORDER BY 1, 2",
+        "SELECT hash FROM imports",
+    ] {
+        for r in rows(db, sql).await {
+            out.push(r.iter().map(s).collect());
+        }
+        out.push(vec!["--".into()]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_variants_merge_into_one_user_and_every_table_lands() {
+    let rig = Rig::new("import-merge", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    let report = import(&rig, &old, &[]);
+    assert!(report.contains("zed <- ZED, Zed, zed"), "{report}");
+    assert!(report.contains("ignored user ([server] or ignore_users)"), "{report}");
+    let store = rig.store().await;
+    let (d, c) = ("cytu.be", CH);
+    let zed = store.user(d, "zed").await.expect("read").expect("one user zed");
+    assert_eq!(zed.display, "ZED", "the spelling seen last");
+    assert_eq!(zed.first_seen_ms, parse_timestamp_ms("2025-12-01T09:00:00.250+00:00").unwrap());
+    assert_eq!(zed.last_seen_ms, parse_timestamp_ms("2026-01-10T12:30:00.500+00:00").unwrap());
+    assert_eq!(zed.pms, 7);
+    let n = store.user_counts(d, c, "zed").await.unwrap();
+    assert_eq!((n.messages, n.kudos_plusplus, n.kudos_phrases, n.emotes), (15, 3, 4, 4));
+    assert_eq!(store.user_counts(d, "otherchan", "zed").await.unwrap().messages, 2);
+    assert_eq!(store.user_counts(d, "", "zed").await.unwrap().messages, 17, "domain rollup");
+    assert_eq!(store.phrase_kudos(d, c, "zed").await.unwrap(), vec![("lol".to_string(), 3), ("haha".to_string(), 1)]);
+    assert_eq!(store.user_emotes(d, "", "zed").await.unwrap(), vec![("#kappa".to_string(), 4)]);
+    let act = store.user_activity(d, Some(c), "zed").await.unwrap();
+    assert_eq!((act[0].closed_total_ms, act[0].closed_not_afk_ms), (120_000, 100_000));
+    assert!(store.user(d, "[server]").await.unwrap().is_none(), "[server] is never a user");
+    assert_eq!(store.total(d, "total_messages").await.unwrap(), 24, "[server]'s 40 left out");
+    assert_eq!(store.total(d, "total_users").await.unwrap(), 2);
+    assert_eq!(store.total(d, "total_pms").await.unwrap(), 8);
+    // One vote per user per item, the latest; a title-only vote found its item in the media log.
+    let votes = store.movie_votes(d, c).await.unwrap();
+    let votes: Vec<(String, String, i64, i64)> =
+        votes.into_iter().map(|v| (v.media_type, v.media_id, v.upvotes, v.downvotes)).collect();
+    assert_eq!(votes, vec![("".into(), "Film B".into(), 1, 0), ("yt".into(), "a1".into(), 0, 1)]);
+    assert_eq!(store.user_aliases("yan").await.unwrap(), vec!["y".to_string()], "zz went to the first owner");
+    assert_eq!(store.user_aliases("zed").await.unwrap(), vec!["zz".to_string()]);
+    let (high, low) = store.watermark_extremes(d, c, 0).await.unwrap();
+    assert_eq!((high.map(|w| w.total_users), low.map(|w| w.total_users)), (Some(9), Some(2)));
+    assert_eq!(store.snapshots(d, c, 0, 100).await.unwrap().len(), 3);
+    assert_eq!(store.media_history(d, c, 10).await.unwrap().len(), 2);
+    assert_eq!(store.imports().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_the_same_file_twice_changes_nothing_the_second_time() {
+    let rig = Rig::new("import-twice", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    import(&rig, &old, &[]);
+    let after_first = figures(&rig.db).await;
+    // A copy under another name has the same content: still the same import.
+    let copy = rig.dir.file("copy-of-old.db");
+    std::fs::copy(&old, &copy).expect("copy");
+    for file in [&old, &copy] {
+        let second = import(&rig, file, &[]);
+        assert!(second.contains("already imported"), "{second}");
+        assert_eq!(figures(&rig.db).await, after_first, "the second import changed something");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_inside_its_transaction_leaves_nothing() {
+    let rig = Rig::new("import-kill", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    let log = rig.dir.file("admin.log");
+    let mut child = Command::new(binary("userstats-admin"))
+        .args(["import-v0", &old, "--config", &rig.config])
+        .env("KRYTEN_IMPORT_PAUSE_MS", "60000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start userstats-admin");
+    eventually(Duration::from_secs(30), "the import pauses inside its transaction", || async {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("pausing")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let store = rig.store().await;
+    assert!(store.imports().await.unwrap().is_empty(), "no import recorded");
+    assert!(store.user("cytu.be", "zed").await.unwrap().is_none(), "no user written");
+    assert_eq!(store.total("cytu.be", "total_messages").await.unwrap(), 0);
+    assert!(rows(&rig.db, "SELECT * FROM user_counts").await.is_empty());
+    assert!(rows(&rig.db, "SELECT * FROM media_log").await.is_empty());
+    // The lock went with the process: the import runs to the end now.
+    let report = import(&rig, &old, &[]);
+    assert!(report.contains("done in"), "{report}");
+    assert_eq!(store.user_counts("cytu.be", "", "zed").await.unwrap().messages, 17);
+}
+
+/// Asserts a refusal: non-zero exit, one `error:` line containing `why`, nothing written
+/// (the target database is not even created).
+fn refused(rig: &Rig, old: &str, why: &str) {
+    let out = admin(&["import-v0", old, "--config", &rig.config], &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{old}: accepted:\n{}", text(&out));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("userstats-admin: error: ") && err.contains(why), "{old}: wanted {why:?}, got {err}");
+    assert!(!std::path::Path::new(&rig.db).exists(), "{old}: our database was touched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_one_line_and_writes_nothing() {
+    let rig = Rig::new("import-bad", "");
+    let dir = TempDir::new("import-bad-files");
+    let not_sqlite = dir.file("notes.txt");
+    std::fs::write(&not_sqlite, "hello, not a database\n".repeat(10)).unwrap();
+    refused(&rig, &not_sqlite, "is not an SQLite database file");
+    let empty = dir.file("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    refused(&rig, &empty, "is not an SQLite database file");
+    refused(&rig, &dir.file("missing.db"), "cannot open");
+
+    let other = dir.file("other.db");
+    exec(&other, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES ('x');").await;
+    refused(&rig, &other, "not a kryten-userstats database");
+    let ours = dir.file("ours.db");
+    drop(shared::store::Store::open(&ours, Duration::from_secs(1)).await.expect("our database"));
+    refused(&rig, &ours, "a database of this service");
+
+    let no_votes = synthetic(&dir, "no-votes.db").await;
+    exec(&no_votes, "DROP TABLE movie_votes;").await;
+    refused(&rig, &no_votes, "lacks the kryten-userstats 0.7.1 table(s) movie_votes");
+    let no_column = synthetic(&dir, "no-column.db").await;
+    exec(&no_column, "ALTER TABLE users DROP COLUMN last_seen_at;").await;
+    refused(&rig, &no_column, "table users lacks column(s) last_seen_at");
+    let newer = synthetic(&dir, "newer-column.db").await;
+    exec(&newer, "ALTER TABLE message_counts ADD COLUMN hour INTEGER;").await;
+    refused(&rig, &newer, "message_counts has column(s) hour that kryten-userstats 0.7.1 does not create");
+    let newer = synthetic(&dir, "newer-table.db").await;
+    exec(&newer, "CREATE TABLE message_hours(id INTEGER PRIMARY KEY, hour INTEGER);").await;
+    refused(&rig, &newer, "has table(s) message_hours that kryten-userstats 0.7.1 does not create");
+    let nothing = admin(&["import-v0", "--config", &rig.config], &[]);
+    assert_eq!(nothing.status.code(), Some(2), "usage error: {}", text(&nothing));
+
+    // Impossible values: skipped and counted, the rest imported.
+    let bad_rows = synthetic(&dir, "bad-rows.db").await;
+    exec(
+        &bad_rows,
+        "INSERT INTO message_counts(username, channel, domain, message_count) VALUES ('Neg', '420Grindhouse', 'cytu.be', -5);
+         INSERT INTO users(username, first_seen_at, last_seen_at) VALUES ('Badtime', 'yesterday-ish', '2026-01-01T00:00:00+00:00');
+         INSERT INTO population_snapshots(channel, domain, timestamp, connected_count, chat_count) VALUES ('420Grindhouse', 'cytu.be', 'not a time', 3, 3);
+         INSERT INTO emote_usage(username, channel, domain, emote, usage_count) VALUES ('Yan', '420Grindhouse', 'cytu.be', 'kappa', 'many');",
+    )
+    .await;
+    let report = import(&rig, &bad_rows, &[]);
+    for line in [
+        "message_counts: negative count: 1",
+        "users: unparseable time: 1",
+        "population_snapshots: unparseable time: 1",
+        "emote_usage: count is not a whole number: 1",
+    ] {
+        assert!(report.contains(line), "{line:?} in the report:\n{report}");
+    }
+    let store = rig.store().await;
+    assert!(store.user("cytu.be", "neg").await.unwrap().is_none());
+    assert_eq!(store.total("cytu.be", "total_messages").await.unwrap(), 24);
+    assert_eq!(store.snapshots("cytu.be", CH, 0, 100).await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_and_writes_nothing() {
+    let rig = Rig::new("import-dry", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    let out = admin(&["import-v0", &old, "--config", &rig.config, "--dry-run"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for want in ["dry run: nothing written", "zed <- ZED, Zed, zed", "rows that would be written", "message_counts"] {
+        assert!(t.contains(want), "{want:?} in:\n{t}");
+    }
+    assert!(!std::path::Path::new(&rig.db).exists(), "a dry run created our database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_while_ingest_chat_runs_loses_and_doubles_nothing_of_the_live_stream() {
+    let rig = Rig::new("import-live", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    let _chat = rig.start("ingest-chat").await;
+    let t0 = shared::harness::now_ms();
+    let n = 1500;
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let live: Vec<(String, String)> = (0..n)
+        .map(|k| {
+            let user = if k % 5 == 0 { "Yan".to_string() } else { format!("live{}", k % 7) };
+            *expected.entry(user.to_lowercase()).or_default() += 1;
+            chat(CH, &user, &format!("live message {k}"), t0 + k as i64, &format!("live-{k}"))
+        })
+        .collect();
+    let first_half = live[..n / 2].to_vec();
+    publish_durably(&rig.nats, &first_half).await;
+    // The rest is published while the import holds its transaction (paused 1.5 s in it).
+    let nats = rig.nats.url();
+    let rest = live[n / 2..].to_vec();
+    let publisher = tokio::spawn(async move {
+        let js = async_nats::jetstream::new(async_nats::connect(nats).await.expect("connect"));
+        for (s, d) in rest {
+            js.publish(s, d.into()).await.expect("publish").await.expect("ack");
+        }
+    });
+    let (config, old2) = (rig.config.clone(), old.clone());
+    let importer = tokio::task::spawn_blocking(move || {
+        admin(&["import-v0", &old2, "--config", &config], &[("KRYTEN_IMPORT_PAUSE_MS", "1500")])
+    });
+    let out = importer.await.expect("import");
+    assert!(out.status.success(), "{}", text(&out));
+    publisher.await.expect("publisher");
+    rig.wait_seen("ingest-chat", n as i64).await;
+    let store = rig.store().await;
+    assert_eq!(store.counter("ingest-chat", "events_applied").await.unwrap(), n as i64);
+    assert_eq!(store.counter("ingest-chat", "duplicates").await.unwrap(), 0);
+    for (user, live_n) in &expected {
+        let imported = if user == "yan" { 7 } else { 0 };
+        assert_eq!(store.user_counts("cytu.be", CH, user).await.unwrap().messages, imported + live_n, "{user}");
+    }
+    assert_eq!(store.total("cytu.be", "total_messages").await.unwrap(), 24 + n as i64);
+    assert_eq!(store.user_counts("cytu.be", CH, "zed").await.unwrap().messages, 15);
+    let held = text(&out);
+    println!("{held}");
+}
