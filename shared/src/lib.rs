@@ -11,6 +11,7 @@
 //!   and media title cleaning.
 //! * [`store`] — the libSQL database: schema migrations, batched writes, read queries.
 //!   The only place SQL lives.
+//! * [`web_metrics`] — the web function's HTTP figures as rendered in `/metrics`.
 //! * [`health`] — the function set's health, one computation for `system.health` and `/health`.
 //! * [`harness`] — what every function does the same way: start-up, NATS, micro service
 //!   registration, the durable ingest loop, graceful shutdown.
@@ -37,4 +38,5 @@ pub mod metrics;
 pub mod presence;
 pub mod query;
 pub mod store;
+pub mod web_metrics;
 pub mod wire;

@@ -39,6 +39,8 @@ pub struct Fleet {
     /// (channel, kind) → current drift between the database and the bridge's KV, as
     /// bootstrap-kv last saw it (largest over its replicas)
     pub drift: BTreeMap<(String, String), i64>,
+    /// The web function's HTTP requests and latency.
+    pub web: crate::web_metrics::WebFigures,
 }
 
 impl Fleet {
@@ -74,6 +76,7 @@ impl Fleet {
                 slot.2 = v.iter().sum::<f64>() / v.len().max(1) as f64;
             }
         }
+        fleet.web = crate::web_metrics::WebFigures::from_stats(replies);
         fleet
     }
 }
@@ -193,7 +196,8 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
 
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
-    String::from_utf8(out).map_err(|e| anyhow!("metrics text is not UTF-8: {e}"))
+    let text = String::from_utf8(out).map_err(|e| anyhow!("metrics text is not UTF-8: {e}"))?;
+    Ok(text + &fleet.web.render())
 }
 
 /// Serves `/metrics` and `/health` from the shared snapshot on its own thread (tiny_http

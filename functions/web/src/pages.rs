@@ -118,12 +118,23 @@ fn daily_block(daily: &Value) -> String {
     )
 }
 
-/// Present vs chatting over the slots of `population.day` or `.week`.
-fn population_block(id: &str, slots: &Value, title: &str, label_len: (usize, usize), tick_every: usize) -> String {
+/// Present vs chatting over the slots of `population.day` or `.week`; the axis is labelled
+/// at every `tick_ms` boundary with the slot's text `label` (byte range of its timestamp).
+fn population_block(id: &str, slots: &Value, title: &str, label: (usize, usize), tick_ms: i64) -> String {
     let slots = rows(slots);
     let labels: Vec<String> = slots.iter().map(|p| format!("{} UTC", s(&p["slot"]).get(5..16).unwrap_or(""))).collect();
-    let ticks: Vec<String> =
-        slots.iter().map(|p| s(&p["slot"]).get(label_len.0..label_len.1).unwrap_or("").replace('T', " ")).collect();
+    let ticks: Vec<String> = slots
+        .iter()
+        .map(|p| {
+            let stamp = s(&p["slot"]);
+            let aligned = shared::wire::parse_timestamp_ms(stamp).is_some_and(|ms| ms.rem_euclid(tick_ms) == 0);
+            if aligned {
+                stamp.get(label.0..label.1).unwrap_or("").to_string()
+            } else {
+                String::new()
+            }
+        })
+        .collect();
     let series = |name: &str, key: &str, class| Series {
         name: name.into(),
         class,
@@ -135,8 +146,8 @@ fn population_block(id: &str, slots: &Value, title: &str, label_len: (usize, usi
         title,
         x_title: "time (UTC)",
         y_title: "users",
-        labels: &ticks,
-        tick_every,
+        labels: &labels,
+        ticks: &ticks,
         series: &all,
     });
     let fmt = |v: &Value| v.as_f64().map(|f| format!("{f}")).unwrap_or_else(|| "–".into());
@@ -147,21 +158,25 @@ fn population_block(id: &str, slots: &Value, title: &str, label_len: (usize, usi
         .map(|(p, l)| vec![esc(l), fmt(&p["present"]), fmt(&p["chatting"])])
         .collect();
     format!(
-        "{chart}<p class=\"legend\"><span class=\"k1\"></span>present<span class=\"k2\"></span>chatting (not AFK)</p>\
+        "<h3>{}</h3>{chart}<p class=\"legend\"><span class=\"k1\"></span>present<span class=\"k2\"></span>chatting (not AFK)</p>\
          <details><summary>Numbers</summary>{}</details>",
+        esc(title),
         table(&format!("{id}-table"), title, &["Time", "Present", "Chatting"], &table_rows)
     )
 }
 
-fn share_bar(percent: f64) -> String {
+/// The share as text and a bar scaled to the top chatter's share (`top`), so the bars
+/// compare the chatters with each other.
+fn share_bar(percent: f64, top: f64) -> String {
+    let width = if top > 0.0 { (percent / top * 100.0).clamp(0.0, 100.0) } else { 0.0 };
     format!(
         "{percent:.1}%<svg class=\"sharebar\" viewBox=\"0 0 100 8\" width=\"60\" height=\"8\" aria-hidden=\"true\">\
-         <rect width=\"{:.1}\" height=\"8\" rx=\"3\"/></svg>",
-        percent.clamp(0.0, 100.0)
+         <rect width=\"{width:.1}\" height=\"8\" rx=\"3\"/></svg>"
     )
 }
 
 fn chatters_table(ch: &str, chatters: &Value) -> String {
+    let top = rows(chatters).iter().filter_map(|c| c["share_percent"].as_f64()).fold(0.0, f64::max);
     let table_rows: Vec<Vec<String>> = rows(chatters)
         .iter()
         .map(|c| {
@@ -169,7 +184,7 @@ fn chatters_table(ch: &str, chatters: &Value) -> String {
                 num(n(&c["rank"])),
                 user_link(ch, s(&c["username"])),
                 num(n(&c["messages"])),
-                share_bar(c["share_percent"].as_f64().unwrap_or(0.0)),
+                share_bar(c["share_percent"].as_f64().unwrap_or(0.0), top),
                 duration(n(&c["total_time_seconds"])),
                 duration(n(&c["not_afk_time_seconds"])),
                 num(n(&c["kudos"])),
@@ -276,13 +291,16 @@ pub fn channel(m: &Value) -> String {
         playing(&sm["now_playing"])
     );
     body.push_str(&section("here", "Who is here now", &present_list(ch, &m["present"])));
-    body.push_str(&section("hours", "Most active times", &hours_block("hours-chart", &m["hours"], "")));
-    body.push_str(&section("days", "Messages per day", &daily_block(&m["daily"])));
+    body.push_str(&format!(
+        "<div class=\"grid2\">{}{}</div>",
+        section("hours", "Most active times", &hours_block("hours-chart", &m["hours"], "")),
+        section("days", "Messages per day", &daily_block(&m["daily"])),
+    ));
     let pop = &m["population"];
     let pop_html = format!(
-        "{}{}",
-        population_block("population-day", &pop["day"], "Population, last 24 hours", (11, 16), 16),
-        population_block("population-week", &pop["week"], "Population, last 7 days", (5, 10), 24),
+        "<div class=\"grid2\"><div>{}</div><div>{}</div></div>",
+        population_block("population-day", &pop["day"], "Last 24 hours", (11, 16), 4 * 3_600_000),
+        population_block("population-week", &pop["week"], "Last 7 days", (5, 10), 86_400_000),
     );
     body.push_str(&section("population", "Population: present vs chatting", &pop_html));
     body.push_str(&section("chatters", "Most active chatters", &chatters_table(ch, &m["chatters"])));
@@ -297,6 +315,48 @@ pub fn channel(m: &Value) -> String {
     ));
     body.push_str(&media_tables(m));
     page(ch, &[(channel_href(ch), ch.to_string())], &body, s(&m["generated_at"]))
+}
+
+/// The user card's tables: per channel (messages, time), kudos, emotes, aliases.
+fn user_sections(m: &Value) -> [String; 5] {
+    let per_channel: Vec<Vec<String>> =
+        rows(&m["all_messages"]).iter().map(|r| vec![channel_link(s(&r["channel"])), num(n(&r["count"]))]).collect();
+    let time: Vec<Vec<String>> = rows(&m["all_activity"])
+        .iter()
+        .map(|r| {
+            let (t, a) = (n(&r["total_time_seconds"]), n(&r["not_afk_time_seconds"]));
+            vec![channel_link(s(&r["channel"])), duration(t), duration(a)]
+        })
+        .collect();
+    let mut kudos: Vec<Vec<String>> = vec![vec!["<code>++</code>".into(), num(n(&m["kudos_plusplus"]))]];
+    kudos.extend(rows(&m["kudos_phrases"]).iter().map(|r| vec![esc(s(&r["phrase"])), num(n(&r["count"]))]));
+    let emotes: Vec<Vec<String>> =
+        rows(&m["emotes"]).iter().map(|r| vec![esc(s(&r["emote"])), num(n(&r["count"]))]).collect();
+    let aliases: Vec<String> = rows(&m["aliases"]).iter().map(|a| format!("<li>{}</li>", esc(s(a)))).collect();
+    let aliases = if aliases.is_empty() {
+        "<p class=\"empty\">No aliases.</p>".to_string()
+    } else {
+        format!("<ul class=\"people\" id=\"aliases-list\">{}</ul>", aliases.concat())
+    };
+    [
+        section(
+            "channels",
+            "Messages per channel",
+            &table("messages-table", "Messages per channel", &["Channel", "Messages"], &per_channel),
+        ),
+        section(
+            "time",
+            "Time present",
+            &table("time-table", "Time present per channel", &["Channel", "Present", "Not AFK"], &time),
+        ),
+        section(
+            "kudos",
+            "Kudos received",
+            &table("kudos-table", "Kudos received, ++ and each phrase", &["How", "Count"], &kudos),
+        ),
+        section("emotes", "Favourite emotes", &table("emotes-table", "Emotes used here", &["Emote", "Uses"], &emotes)),
+        section("aliases", "Aliases", &aliases),
+    ]
 }
 
 /// `/c/{channel}/u/{user}`.
@@ -317,52 +377,11 @@ pub fn user(m: &Value) -> String {
         when(m["first_seen"].as_str()),
         when(m["last_seen"].as_str())
     );
-    body.push_str(&section(
-        "hours",
-        "Their hours of day",
-        &hours_block("user-hours-chart", &m["hours"], &format!(" of {name}")),
-    ));
-    let per_channel: Vec<Vec<String>> =
-        rows(&m["all_messages"]).iter().map(|r| vec![channel_link(s(&r["channel"])), num(n(&r["count"]))]).collect();
-    let time: Vec<Vec<String>> = rows(&m["all_activity"])
-        .iter()
-        .map(|r| {
-            vec![
-                channel_link(s(&r["channel"])),
-                duration(n(&r["total_time_seconds"])),
-                duration(n(&r["not_afk_time_seconds"])),
-            ]
-        })
-        .collect();
-    let mut kudos: Vec<Vec<String>> = vec![vec!["<code>++</code>".into(), num(n(&m["kudos_plusplus"]))]];
-    kudos.extend(rows(&m["kudos_phrases"]).iter().map(|r| vec![esc(s(&r["phrase"])), num(n(&r["count"]))]));
-    let emotes: Vec<Vec<String>> =
-        rows(&m["emotes"]).iter().map(|r| vec![esc(s(&r["emote"])), num(n(&r["count"]))]).collect();
-    let aliases: Vec<String> = rows(&m["aliases"]).iter().map(|a| format!("<li>{}</li>", esc(s(a)))).collect();
-    let aliases = if aliases.is_empty() {
-        "<p class=\"empty\">No aliases.</p>".to_string()
-    } else {
-        format!("<ul class=\"people\" id=\"aliases-list\">{}</ul>", aliases.concat())
-    };
+    let hours = hours_block("user-hours-chart", &m["hours"], &format!(" of {name}"));
+    let [channels, time, kudos, emotes, aliases] = user_sections(m);
     body.push_str(&format!(
-        "<div class=\"grid\">{}{}{}{}{}</div>",
-        section(
-            "channels",
-            "Messages per channel",
-            &table("messages-table", "Messages per channel", &["Channel", "Messages"], &per_channel)
-        ),
-        section(
-            "time",
-            "Time present",
-            &table("time-table", "Time present per channel", &["Channel", "Present", "Not AFK"], &time)
-        ),
-        section(
-            "kudos",
-            "Kudos received",
-            &table("kudos-table", "Kudos received, ++ and each phrase", &["How", "Count"], &kudos)
-        ),
-        section("emotes", "Favourite emotes", &table("emotes-table", "Emotes used here", &["Emote", "Uses"], &emotes)),
-        section("aliases", "Aliases", &aliases),
+        "<div class=\"grid2\">{}<div>{channels}{time}</div></div><div class=\"grid\">{kudos}{emotes}{aliases}</div>",
+        section("hours", "Their hours of day", &hours)
     ));
     let crumbs = [(channel_href(ch), ch.to_string()), (crate::html::user_href(ch, name), name.to_string())];
     page(name, &crumbs, &body, s(&m["generated_at"]))

@@ -50,9 +50,10 @@ pub struct LineChart<'a> {
     pub title: &'a str,
     pub x_title: &'a str,
     pub y_title: &'a str,
-    /// One label per point (hover text and, every `tick_every`, the axis).
+    /// One label per point (its hover text).
     pub labels: &'a [String],
-    pub tick_every: usize,
+    /// One axis label per point; empty: no tick there.
+    pub ticks: &'a [String],
     pub series: &'a [Series],
 }
 
@@ -72,7 +73,7 @@ pub fn compact(v: f64) -> String {
         a if a >= 1e3 => (v / 1e3, "k"),
         _ => (v, ""),
     };
-    let text = format!("{n:.1}");
+    let text = format!("{n:.2}");
     format!("{}{suffix}", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
@@ -116,6 +117,9 @@ fn frame(out: &mut String, max: f64, x_title: &str, y_title: &str) {
 }
 
 fn tick(out: &mut String, x: f64, label: &str) {
+    if label.is_empty() {
+        return;
+    }
     let _ =
         write!(out, "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", H - BOTTOM + 20.0, esc(label));
 }
@@ -178,10 +182,8 @@ pub fn line_chart(c: &LineChart) -> String {
     let step = (W - LEFT - RIGHT) / (n.max(2) - 1) as f64;
     let plot = H - TOP - BOTTOM;
     let xy = |i: usize, v: f64| (LEFT + step * i as f64, H - BOTTOM - v.max(0.0) / max * plot);
-    for (i, label) in c.labels.iter().enumerate() {
-        if c.tick_every > 0 && i.is_multiple_of(c.tick_every) {
-            tick(&mut out, xy(i, 0.0).0, label);
-        }
+    for (i, label) in c.ticks.iter().enumerate() {
+        tick(&mut out, xy(i, 0.0).0, label);
     }
     for s in c.series {
         // Consecutive points with data form one polyline.
@@ -244,6 +246,8 @@ mod tests {
         assert_eq!(nice_max(240.0), 250.0);
         assert_eq!(nice_max(1000.0), 1000.0);
         assert_eq!(compact(2.5), "2.5");
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(10.0), "10");
         assert_eq!(compact(1500.0), "1.5k");
         assert_eq!(compact(2_000_000.0), "2M");
     }
@@ -297,7 +301,7 @@ mod tests {
             x_title: "time",
             y_title: "users",
             labels: &labels,
-            tick_every: 2,
+            ticks: &labels,
             series: &series,
         });
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
@@ -310,7 +314,7 @@ mod tests {
             x_title: "x",
             y_title: "y",
             labels: &labels,
-            tick_every: 2,
+            ticks: &[],
             series: &series[1..],
         });
         assert!(empty.contains("no data yet"));
