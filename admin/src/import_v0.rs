@@ -66,11 +66,11 @@
 //! structural problems (not SQLite, another program's database, a table or column missing
 //! or unknown to 0.7.1) **refuse** the whole file with one line.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use libsql::Value;
 use sha2::{Digest, Sha256};
 use shared::config::Config;
-use shared::store::{Counts, ImportOutcome, ImportPlan, ImportUser, Store, V0Reader, V0_TABLES};
+use shared::store::{Counts, ImportOutcome, ImportPlan, ImportUser, Store, V0Reader, V0_KIND, V0_TABLES};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -82,6 +82,8 @@ pub struct Args {
     pub domain: Option<String>,
     pub dry_run: bool,
     pub config: Option<PathBuf>,
+    /// Import although another 0.7.1 file was imported before (a different service's).
+    pub also: bool,
 }
 
 /// For tests only: pause this many ms inside the write transaction, before the commit (so a
@@ -151,6 +153,18 @@ pub async fn run(args: Args) -> Result<()> {
             shared::wire::format_timestamp(at)
         );
         return Ok(());
+    }
+    // A grown copy of a file imported before has another hash: importing it would count
+    // the history both files share twice. Another service's file is fine, when said so.
+    if !args.also {
+        let earlier = store.imports().await?;
+        if let Some((_, _, source, at, _)) = earlier.iter().find(|i| i.1 == V0_KIND) {
+            bail!(
+                "another kryten-userstats 0.7.1 file ({source}) was imported on {}: if {} is a newer copy of it, importing would count their common history twice (nothing written); pass --also to import a different service's file on top",
+                shared::wire::format_timestamp(*at),
+                plan.source
+            );
+        }
     }
     plan.summary = summary_json(&report, &plan, &file);
 

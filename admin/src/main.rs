@@ -3,7 +3,7 @@
 //! and exits (0 when done, 1 with one `error:` line when not, 2 on a usage error).
 //!
 //! ```text
-//! userstats-admin import-v0 OLD.db [--domain cytu.be] [--dry-run] [--config FILE]
+//! userstats-admin import-v0 OLD.db [--domain cytu.be] [--dry-run] [--also] [--config FILE]
 //! ```
 //!
 //! `import-v0` brings the history of the previous Python service (kryten-userstats 0.7.1)
@@ -14,12 +14,14 @@ mod import_v0;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: userstats-admin import-v0 OLD.db [--domain DOMAIN] [--dry-run] [--config FILE]
+const USAGE: &str = "usage: userstats-admin import-v0 OLD.db [--domain DOMAIN] [--dry-run] [--also] [--config FILE]
 
   import-v0   imports a kryten-userstats 0.7.1 (Python) SQLite database, once, in one
               transaction; --dry-run only reads it and prints what would be imported.
   --domain    domain for users and PMs that 0.7.1 recorded without one (default: the
               first configured channel's domain, else cytu.be)
+  --also      import although another 0.7.1 file was imported before (a different
+              service's file; a newer copy of the same file would count twice)
   --config    the configuration the functions read (else $USERSTATS_CONFIG, else
               ./userstats.toml if present); its [database] says where to import to";
 
@@ -60,12 +62,13 @@ fn parse(args: &[String]) -> Result<Option<import_v0::Args>, String> {
         Some("import-v0") => {}
         Some(other) => return Err(format!("unknown command {other:?}")),
     }
-    let mut out = import_v0::Args { file: PathBuf::new(), domain: None, dry_run: false, config: None };
+    let mut out = import_v0::Args { file: PathBuf::new(), domain: None, dry_run: false, config: None, also: false };
     let mut file = None;
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--dry-run" | "-n" => out.dry_run = true,
+            "--also" => out.also = true,
             "--domain" => out.domain = Some(value("--domain")?),
             "--config" | "-c" => out.config = Some(PathBuf::from(value("--config")?)),
             "-h" | "--help" => return Ok(None),

@@ -568,6 +568,18 @@ async fn importing_the_same_file_twice_changes_nothing_the_second_time() {
         assert!(second.contains("already imported"), "{second}");
         assert_eq!(figures(&rig.db).await, after_first, "the second import changed something");
     }
+    // A grown copy (the Python service ran on) has another hash: refused, it would count
+    // the common history twice, unless --also says it is another service's file.
+    exec(&copy, "UPDATE message_counts SET message_count = message_count + 1 WHERE username = 'Yan';").await;
+    let out = admin(&["import-v0", &copy, "--config", &rig.config], &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && err.contains("pass --also"), "{}", text(&out));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(figures(&rig.db).await, after_first, "the refused import changed something");
+    import(&rig, &copy, &["--also"]);
+    let store = rig.store().await;
+    assert_eq!(store.user_counts("cytu.be", CH, "yan").await.unwrap().messages, 7 + 8, "added on top, as asked");
+    assert_eq!(store.imports().await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,4 +741,70 @@ async fn importing_while_ingest_chat_runs_loses_and_doubles_nothing_of_the_live_
     assert_eq!(store.user_counts("cytu.be", CH, "zed").await.unwrap().messages, 15);
     let held = text(&out);
     println!("{held}");
+}
+
+/// Fills a 0.7.1 database with about a year of a busy three-channel service (≈100 MB):
+/// 35,000 users, their per-channel counts, emotes and kudos, 5-minute snapshots with
+/// watermarks, media changes and votes.
+async fn big_v0(dir: &TempDir) -> String {
+    let db = synthetic(dir, "big.db").await;
+    let seq = |n: u64| format!("WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < {n})");
+    let ch = "CASE i % 3 WHEN 0 THEN '420Grindhouse' WHEN 1 THEN 'otherchan' ELSE 'thirdchan' END";
+    let at = |step_s: u64| {
+        format!("strftime('%Y-%m-%dT%H:%M:%S', 1735689600 + i * {step_s}, 'unixepoch') || '.' || printf('%06d', (i * 7919) % 1000000) || '+00:00'")
+    };
+    let sql = [
+        format!("INSERT INTO users(username, first_seen_at, last_seen_at) {} SELECT 'user' || i, {}, {} FROM s", seq(35_000), at(300), at(301)),
+        format!("INSERT INTO message_counts(username, channel, domain, message_count) {} SELECT 'user' || (i / 2), {ch}, 'cytu.be', 1 + i % 500 FROM s", seq(70_000)),
+        format!("INSERT INTO pm_counts(username, pm_count) {} SELECT 'user' || (i * 3), 1 + i % 20 FROM s", seq(10_000)),
+        format!("INSERT INTO user_activity(username, channel, domain, total_time_seconds, not_afk_time_seconds) {} SELECT 'user' || (i / 2), {ch}, 'cytu.be', i * 13 % 900000, i * 7 % 400000 FROM s", seq(52_000)),
+        format!("INSERT INTO emote_usage(username, channel, domain, emote, usage_count) {} SELECT 'user' || (i / 8), {ch}, 'cytu.be', 'emote' || (i % 40), 1 + i % 30 FROM s", seq(210_000)),
+        format!("INSERT INTO kudos_plusplus(username, channel, domain, kudos_count) {} SELECT 'user' || (i * 2), {ch}, 'cytu.be', 1 + i % 9 FROM s", seq(17_000)),
+        format!("INSERT INTO kudos_phrases(username, channel, domain, phrase, kudos_count) {} SELECT 'user' || i, {ch}, 'cytu.be', CASE i % 3 WHEN 0 THEN 'lol' WHEN 1 THEN 'haha' ELSE 'rofl' END, 1 + i % 5 FROM s", seq(35_000)),
+        format!("INSERT INTO population_snapshots(channel, domain, timestamp, connected_count, chat_count) {} SELECT {ch}, 'cytu.be', {}, i % 80, i % 80 FROM s", seq(110_000), at(290)),
+        format!("INSERT INTO population_watermarks(channel, domain, timestamp, total_users, chat_users, is_high_mark) {} SELECT {ch}, 'cytu.be', {}, i % 80, i % 80, i % 2 FROM s", seq(70_000), at(450)),
+        format!("INSERT INTO media_changes(channel, domain, timestamp, media_title, media_type, media_id) {} SELECT {ch}, 'cytu.be', {}, 'Some Film Title Number ' || (i % 5000), 'yt', 'vid' || (i % 5000) FROM s", seq(35_000), at(900)),
+        format!("INSERT INTO movie_votes(channel, domain, media_title, media_type, media_id, username, vote, timestamp) {} SELECT {ch}, 'cytu.be', 'Some Film Title Number ' || (i % 5000), 'yt', 'vid' || (i % 5000), 'user' || (i / 3), CASE i % 4 WHEN 0 THEN -1 ELSE 1 END, {} FROM s", seq(35_000), at(901)),
+    ];
+    for q in sql {
+        exec(&db, &q).await;
+    }
+    db
+}
+
+/// How long the import holds the write lock on a ≈100 MB file, with ingest-chat applying a
+/// live stream beside it (run by hand: `cargo test -p userstats-tests --test import_v0 --
+/// --ignored --nocapture`; the figure is in deploy/OPERATIONS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn a_100_mb_import_beside_live_ingest() {
+    let rig = Rig::new("import-big", "");
+    let old = big_v0(&rig.dir).await;
+    let size = std::fs::metadata(&old).map(|m| m.len()).unwrap_or(0);
+    println!("old file: {:.1} MB", size as f64 / 1e6);
+    let _chat = rig.start("ingest-chat").await;
+    let n = 20_000;
+    let t0 = shared::harness::now_ms();
+    let live: Vec<(String, String)> =
+        (0..n).map(|k| chat(CH, &format!("live{}", k % 50), "hello", t0 + k as i64, &format!("big-{k}"))).collect();
+    let nats = rig.nats.url();
+    let publisher = tokio::spawn(async move {
+        let js = async_nats::jetstream::new(async_nats::connect(nats).await.expect("connect"));
+        for (s, d) in live {
+            js.publish(s, d.into()).await.expect("publish").await.expect("ack");
+        }
+    });
+    let started = std::time::Instant::now();
+    let (config, file) = (rig.config.clone(), old.clone());
+    let out = tokio::task::spawn_blocking(move || admin(&["import-v0", &file, "--config", &config], &[]))
+        .await
+        .expect("import");
+    println!("{}", text(&out));
+    println!("import took {:.1} s", started.elapsed().as_secs_f64());
+    assert!(out.status.success());
+    publisher.await.expect("publisher");
+    rig.wait_seen("ingest-chat", n as i64).await;
+    let store = rig.store().await;
+    assert_eq!(store.counter("ingest-chat", "duplicates").await.unwrap(), 0);
+    assert_eq!(store.counter("ingest-chat", "events_applied").await.unwrap(), n as i64);
 }

@@ -38,6 +38,9 @@ pub const V0_TABLES: &[(&str, &[&str])] = &[
     ("movie_votes", &["channel", "domain", "media_title", "media_type", "media_id", "username", "vote", "timestamp"]),
 ];
 
+/// The `imports.kind` of a kryten-userstats 0.7.1 import.
+pub const V0_KIND: &str = "kryten-userstats 0.7.1";
+
 /// Tables SQLite itself adds (AUTOINCREMENT, ANALYZE), allowed beside the 13.
 const SQLITE_INTERNAL: &[&str] = &["sqlite_sequence", "sqlite_stat1", "sqlite_stat2", "sqlite_stat3", "sqlite_stat4"];
 
@@ -532,8 +535,8 @@ impl Tx {
         self.bump_version("aliases").await?;
         self.bump_version("phrases").await?;
         self.exec(
-            "INSERT INTO imports(hash, kind, source, imported_ms, summary) VALUES (?1, 'kryten-userstats 0.7.1', ?2, ?3, ?4)",
-            libsql::params![plan.hash.as_str(), plan.source.as_str(), plan.now_ms, plan.summary.as_str()],
+            "INSERT INTO imports(hash, kind, source, imported_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5)",
+            libsql::params![plan.hash.as_str(), V0_KIND, plan.source.as_str(), plan.now_ms, plan.summary.as_str()],
         )
         .await?;
         w.sql = self.sql_time().saturating_sub(before);

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::Location;
-pub use import::{ImportOutcome, ImportPlan, ImportUser, ImportWritten, V0Reader, V0_TABLES};
+pub use import::{ImportOutcome, ImportPlan, ImportUser, ImportWritten, V0Reader, V0_KIND, V0_TABLES};
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
 pub use site::{ChannelSummaryRow, ChatterRow, HourCount};
