@@ -89,12 +89,34 @@ pub struct ChannelConfig {
     pub channel: String,
 }
 
+/// How ingest functions receive events (`ingest.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum IngestMode {
+    /// A durable JetStream consumer: nothing lost while a function restarts.
+    Jetstream,
+    /// A core-NATS queue-group subscription, for servers without JetStream.
+    Core,
+}
+
+impl TryFrom<String> for IngestMode {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "jetstream" => Ok(IngestMode::Jetstream),
+            "core" => Ok(IngestMode::Core),
+            _ => Err(format!("ingest.mode is {s:?}: use \"jetstream\" or \"core\"")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// "jetstream" (durable, default) or "core" (queue-group subscription, for servers
+    /// `jetstream` (durable, default) or `core` (queue-group subscription, for servers
     /// without JetStream; events published while no replica runs are lost).
-    pub mode: String,
+    pub mode: IngestMode,
     /// The stream capturing `kryten.events.cytube.>`; an existing stream covering those
     /// subjects is used whatever its name.
     pub stream: String,
@@ -265,7 +287,7 @@ impl Default for ChannelConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
-            mode: "jetstream".into(),
+            mode: IngestMode::Jetstream,
             stream: "KRYTEN_EVENTS".into(),
             stream_max_age_hours: 72,
             stream_max_bytes: 1 << 30,
@@ -386,9 +408,6 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if self.nats.servers.is_empty() {
             bail!("nats.servers is empty: give at least one URL such as nats://127.0.0.1:4222");
-        }
-        if !matches!(self.ingest.mode.as_str(), "jetstream" | "core") {
-            bail!("ingest.mode is {:?}: use \"jetstream\" or \"core\"", self.ingest.mode);
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             bail!("ingest.batch_max must be between 1 and 10000");

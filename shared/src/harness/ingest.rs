@@ -21,6 +21,7 @@
 use super::batch::{Backoff, Outcome};
 use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
+use crate::config::IngestMode;
 use crate::store::{Store, Tx};
 use crate::wire::{self, Parsed};
 use anyhow::{anyhow, Context as _, Result};
@@ -83,7 +84,7 @@ struct Incoming {
 /// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
 pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
     let subjects = filter_subjects(ctx, handler.events());
-    let result = if ctx.config.ingest.mode == "core" {
+    let result = if ctx.config.ingest.mode == IngestMode::Core {
         run_core(ctx, &mut handler, &subjects).await
     } else {
         run_jetstream(ctx, &mut handler, &subjects).await
@@ -144,9 +145,64 @@ async fn ensure_stream(js: &jetstream::Context, ctx: &Context) -> Result<jetstre
 async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[String]) -> Result<()> {
     let js = jetstream::new(ctx.client.clone());
     let stream = ensure_stream(&js, ctx).await?;
-    let cfg = ctx.config.ingest.clone();
+    let consumer = durable_consumer(ctx, &stream, subjects).await?;
+    let service = announce(ctx).await?;
+    let batch_max = ctx.config.ingest.batch_max;
+    let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
+    let mut housekeeping = Housekeeping::new();
+    let mut shutdown = ctx.shutdown.clone();
+    let mut lease = Lease::new(&ctx.function.service_name());
+    let mut turn = Takeover::new(Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 1));
+    while !ctx.shutdown.is_set() {
+        housekeeping.run_if_due(ctx, handler).await;
+        if !lease.hold(&ctx.store).await {
+            turn.lost();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                _ = shutdown.wait() => break,
+            }
+        }
+        if !settle(&mut turn, &consumer).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let fetching = Instant::now();
+        let messages = tokio::select! {
+            m = next_batch(&consumer, batch_max, Duration::from_millis(500)) => m,
+            _ = shutdown.wait() => break,
+        };
+        if messages.is_empty() {
+            ctx.stats.lag.store(0, Relaxed);
+            continue;
+        }
+        PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
+        match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
+            Ok(()) => ack(ctx, &messages).await,
+            Err(e) if e.is::<LostLease>() => {
+                // Another replica consumes now: hand the batch back at once, in order.
+                tracing::info!("the lease passed to another replica; handing the batch back");
+                hand_back(&messages).await;
+                lease.held_until_ms = 0;
+                turn.lost();
+            }
+            Err(_) => {} // not acked: handed out again
+        }
+    }
+    lease.release(&ctx.store).await;
+    let _ = service.stop().await;
+    Ok(())
+}
+
+/// The function's durable pull consumer, shared by its replicas. One batch in flight at a
+/// time (`max_ack_pending = batch_max`) keeps batches in stream order.
+async fn durable_consumer(
+    ctx: &Context,
+    stream: &jetstream::stream::Stream,
+    subjects: &[String],
+) -> Result<PullConsumer> {
+    let cfg = &ctx.config.ingest;
     let durable = ctx.function.service_name();
-    let consumer: PullConsumer = stream
+    let consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(durable.clone()),
             description: Some(format!("kryten-userstats {}", ctx.function.name)),
@@ -159,88 +215,106 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         })
         .await
         .with_context(|| format!("cannot create durable consumer {durable}"))?;
-    let service = announce(ctx).await?;
     tracing::info!(consumer = %durable, subjects = ?subjects, "consuming");
-    let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
-    let mut housekeeping = Housekeeping::new();
-    let mut shutdown = ctx.shutdown.clone();
-    let mut lease = Lease::new(&durable);
-    let mut holding = false;
-    let mut settle_until: Option<Instant> = None;
-    while !ctx.shutdown.is_set() {
-        housekeeping.run_if_due(ctx, handler).await;
-        if !lease.hold(&ctx.store).await {
-            holding = false;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
-                _ = shutdown.wait() => break,
-            }
+    Ok(consumer)
+}
+
+/// After taking the lease over, nothing later may be fetched until the events another
+/// replica fetched and never acked have come back (redelivered after `ack_wait`, or nak'd
+/// by a replica that lost the lease), or order would break. [`Takeover`] says how long to
+/// wait at most; this asks the consumer. True when fetching may go on.
+async fn settle(turn: &mut Takeover, consumer: &PullConsumer) -> bool {
+    if turn.settled() {
+        return true;
+    }
+    let in_flight = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
+    turn.may_fetch(in_flight, Instant::now())
+}
+
+/// Where a replica is in taking over: holding the lease since when, and settled or not.
+struct Takeover {
+    /// The longest a new holder waits for the old holder's batch to come back.
+    wait: Duration,
+    /// While settling: until when at most.
+    until: Option<Instant>,
+    holding: bool,
+}
+
+impl Takeover {
+    fn new(wait: Duration) -> Takeover {
+        Takeover { wait, until: None, holding: false }
+    }
+
+    /// The lease is not ours (any more): the next hold is a takeover.
+    fn lost(&mut self) {
+        self.holding = false;
+    }
+
+    /// True once settled; the first call after a takeover starts the settling.
+    fn settled(&mut self) -> bool {
+        if !self.holding {
+            self.holding = true;
+            self.until = Some(Instant::now() + self.wait);
         }
-        if !holding {
-            // Just took over: events another replica fetched and never acked must come back
-            // (redelivered after ack_wait, or nak'd by a replica that lost the lease) before
-            // anything later is fetched, or order would break.
-            holding = true;
-            settle_until = Some(Instant::now() + Duration::from_secs(cfg.ack_wait_seconds.max(1) + 1));
+        self.until.is_none()
+    }
+
+    /// With `in_flight` events unacked at `now`: may this replica fetch yet?
+    fn may_fetch(&mut self, in_flight: usize, now: Instant) -> bool {
+        if in_flight > 0 && self.until.is_some_and(|until| now < until) {
+            return false;
         }
-        if let Some(until) = settle_until {
-            let in_flight = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
-            if in_flight > 0 && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            settle_until = None;
+        self.until = None;
+        true
+    }
+}
+
+/// Parses a fetched batch, waits for the dependencies, applies it (retrying, fenced by the
+/// lease). `Err(LostLease)` when another replica holds the lease now.
+async fn apply<H: Handler>(
+    ctx: &Context,
+    handler: &mut H,
+    stream: &jetstream::stream::Stream,
+    deps: &[String],
+    messages: &[jetstream::Message],
+    lease: &Lease,
+) -> Result<()> {
+    let time = &ctx.stats.time;
+    let parsing = Instant::now();
+    let incoming: Vec<Incoming> = messages.iter().map(receive).collect();
+    PhaseTimes::add(&time.parse, parsing.elapsed());
+    if !deps.is_empty() {
+        let waiting = Instant::now();
+        wait_for_dependencies(ctx, stream, deps, &incoming).await;
+        PhaseTimes::add(&time.dependency_wait, waiting.elapsed());
+    }
+    let keep_alive = || async {
+        for m in messages {
+            let _ = m.ack_with(AckKind::Progress).await;
         }
-        let fetching = Instant::now();
-        let messages = tokio::select! {
-            m = next_batch(&consumer, cfg.batch_max, Duration::from_millis(500)) => m,
-            _ = shutdown.wait() => break,
-        };
-        if !messages.is_empty() {
-            let time = &ctx.stats.time;
-            PhaseTimes::add(&time.fetch, fetching.elapsed());
-            let parsing = Instant::now();
-            let incoming: Vec<Incoming> = messages.iter().map(receive).collect();
-            PhaseTimes::add(&time.parse, parsing.elapsed());
-            if !deps.is_empty() {
-                let waiting = Instant::now();
-                wait_for_dependencies(ctx, &stream, &deps, &incoming).await;
-                PhaseTimes::add(&time.dependency_wait, waiting.elapsed());
-            }
-            let keep_alive = || async {
-                for m in &messages {
-                    let _ = m.ack_with(AckKind::Progress).await;
-                }
-            };
-            let fence = Some((lease.name.as_str(), lease.holder.as_str()));
-            if let Err(e) = apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await {
-                if e.is::<LostLease>() {
-                    // Another replica consumes now: hand the batch back at once, in order.
-                    tracing::info!("the lease passed to another replica; handing the batch back");
-                    for m in &messages {
-                        let _ = m.ack_with(AckKind::Nak(None)).await;
-                    }
-                    lease.held_until_ms = 0;
-                    holding = false;
-                }
-                continue; // not acked: handed out again
-            }
-            let acking = Instant::now();
-            for m in &messages {
-                if let Err(e) = m.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
-                }
-            }
-            PhaseTimes::add(&time.ack, acking.elapsed());
-            let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
-            ctx.stats.lag.store(lag, Relaxed);
-        } else {
-            ctx.stats.lag.store(0, Relaxed);
+    };
+    let fence = Some((lease.name.as_str(), lease.holder.as_str()));
+    apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await
+}
+
+/// Acks a committed batch and records how many events wait behind it.
+async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
+    let acking = Instant::now();
+    for m in messages {
+        if let Err(e) = m.ack().await {
+            tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
         }
     }
-    lease.release(&ctx.store).await;
-    let _ = service.stop().await;
-    Ok(())
+    PhaseTimes::add(&ctx.stats.time.ack, acking.elapsed());
+    let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
+    ctx.stats.lag.store(lag, Relaxed);
+}
+
+/// Gives a batch back at once (nak), so that the replica holding the lease gets it next.
+async fn hand_back(messages: &[jetstream::Message]) {
+    for m in messages {
+        let _ = m.ack_with(AckKind::Nak(None)).await;
+    }
 }
 
 /// How long a consuming replica's lease lasts without renewal.
@@ -590,4 +664,41 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
     }
     let _ = service.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::tests::temp_store;
+
+    /// One replica at a time holds a function's lease; a release (or expiry) lets the next
+    /// one take it.
+    #[tokio::test]
+    async fn one_replica_holds_the_lease_at_a_time() {
+        let store = temp_store("lease").await;
+        let (mut a, mut b) = (Lease::new("userstats-f"), Lease::new("userstats-f"));
+        b.holder.push_str(":b");
+        assert!(a.hold(&store).await);
+        assert!(!b.hold(&store).await, "held by a");
+        assert!(a.hold(&store).await, "a renews");
+        a.release(&store).await;
+        assert!(b.hold(&store).await, "free after a released it");
+        a.held_until_ms = 0;
+        assert!(!a.hold(&store).await, "now held by b");
+    }
+
+    /// A new holder waits for the old holder's batch to come back, but not for ever.
+    #[test]
+    fn a_takeover_settles_when_nothing_is_in_flight_or_the_wait_is_over() {
+        let mut turn = Takeover::new(Duration::from_secs(31));
+        assert!(!turn.settled(), "the first hold is a takeover");
+        let now = Instant::now();
+        assert!(!turn.may_fetch(3, now), "the old holder's batch is still out");
+        assert!(turn.may_fetch(0, now), "it came back");
+        assert!(turn.settled(), "settled until the lease is lost");
+        turn.lost();
+        assert!(!turn.settled());
+        assert!(turn.may_fetch(3, now + Duration::from_secs(32)), "waited long enough");
+        assert!(turn.settled());
+    }
 }
