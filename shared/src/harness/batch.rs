@@ -103,7 +103,7 @@ impl Backoff {
     /// After a failed attempt of `what`: logs (rate-limited) and waits before the next.
     pub async fn failed(&mut self, what: &str, e: &anyhow::Error) {
         self.attempts += 1;
-        if !self.last_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+        if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
             self.last_log = Some(Instant::now());
             if is_busy(e) {
                 tracing::warn!("database busy (another writer holds it); retrying {what} with back-off, nothing acked until it commits");
