@@ -518,6 +518,14 @@ async fn figures(db: &str) -> Vec<Vec<String>> {
 async fn case_variants_merge_into_one_user_and_every_table_lands() {
     let rig = Rig::new("import-merge", "");
     let old = synthetic(&rig.dir, "old.db").await;
+    // Our database already knows a channel and an emote under other spellings.
+    {
+        let store = rig.store().await;
+        let mut tx = store.write().await.expect("write");
+        tx.touch_channel("cytu.be", "OtherChan", "otherchan", 1).await.expect("channel");
+        tx.add_emote("cytu.be", CH, "Kappa", 0).await.expect("emote");
+        tx.commit().await.expect("commit");
+    }
     let report = import(&rig, &old, &[]);
     assert!(report.contains("zed <- ZED, Zed, zed"), "{report}");
     assert!(report.contains("ignored user ([server] or ignore_users)"), "{report}");
@@ -530,10 +538,12 @@ async fn case_variants_merge_into_one_user_and_every_table_lands() {
     assert_eq!(zed.pms, 7);
     let n = store.user_counts(d, c, "zed").await.unwrap();
     assert_eq!((n.messages, n.kudos_plusplus, n.kudos_phrases, n.emotes), (15, 3, 4, 4));
-    assert_eq!(store.user_counts(d, "otherchan", "zed").await.unwrap().messages, 2);
+    assert_eq!(store.user_counts(d, "OtherChan", "zed").await.unwrap().messages, 2, "our spelling of the channel");
+    assert_eq!(store.user_counts(d, "otherchan", "zed").await.unwrap().messages, 0);
     assert_eq!(store.user_counts(d, "", "zed").await.unwrap().messages, 17, "domain rollup");
     assert_eq!(store.phrase_kudos(d, c, "zed").await.unwrap(), vec![("lol".to_string(), 3), ("haha".to_string(), 1)]);
-    assert_eq!(store.user_emotes(d, "", "zed").await.unwrap(), vec![("#kappa".to_string(), 4)]);
+    assert_eq!(store.user_emotes(d, "", "zed").await.unwrap(), vec![("Kappa".to_string(), 4)], "the listed spelling");
+    assert_eq!(store.emote_leaderboard(d, CH, 10).await.unwrap(), vec![("Kappa".to_string(), 4)]);
     let act = store.user_activity(d, Some(c), "zed").await.unwrap();
     assert_eq!((act[0].closed_total_ms, act[0].closed_not_afk_ms), (120_000, 100_000));
     assert!(store.user(d, "[server]").await.unwrap().is_none(), "[server] is never a user");
