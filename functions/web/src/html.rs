@@ -182,7 +182,7 @@ header,main,footer{max-width:1200px;margin:0 auto;padding:0 16px}header{padding-
 a{color:var(--accent)}h1{font-size:1.6rem;margin:.4em 0 .2em;overflow-wrap:anywhere}h2{font-size:1.15rem;margin:0 0 .5em}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;margin:14px 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:0 14px}
-.grid2{display:grid;grid-template-columns:1fr;gap:0 14px}@media (min-width:900px){.grid2{grid-template-columns:1fr 1fr}}
+.grid2{display:grid;grid-template-columns:1fr;gap:0 14px}@media (min-width:900px){.grid2{grid-template-columns:1fr 1fr}.grid2 .chart text{font-size:19px}}
 .grid2>*{min-width:0}h3{font-size:1rem;margin:.2em 0}
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(130px,1fr));gap:10px;margin:0}
 .figures div{border:1px solid var(--line);border-radius:8px;padding:8px 10px}.figures dt{color:var(--muted);font-size:.8rem}
@@ -193,7 +193,7 @@ td:not(:nth-child(2)){white-space:nowrap}th{font-size:.8rem;color:var(--muted);f
 .sharebar{margin-left:6px;vertical-align:middle}.sharebar rect{fill:var(--accent)}
 ul.people{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:6px}ul.people li{border:1px solid var(--line);border-radius:14px;padding:1px 10px;font-size:.9rem}
 ul.people li.afk{color:var(--muted);border-style:dashed}
-.chart{width:100%;height:auto;display:block}.chart text{fill:var(--muted);font-size:14px}.chart .axis{stroke:var(--line)}
+.chart{width:100%;height:auto;display:block}.chart text{fill:var(--muted);font-size:16px}.chart .axis{stroke:var(--line)}
 .chart .grid{stroke:var(--line);stroke-dasharray:2 4}.chart .b0{fill:var(--b0)}.chart .b1{fill:var(--b1)}.chart .b2{fill:var(--b2)}.chart .b3{fill:var(--b3)}
 .chart .peak{stroke:var(--peak);stroke-width:1.5}.chart .s1{stroke:var(--s1);fill:none;stroke-width:2}.chart .s2{stroke:var(--s2);fill:none;stroke-width:2}
 .chart circle.s1{fill:var(--s1);stroke:none}.chart circle.s2{fill:var(--s2);stroke:none}.chart .nodata{font-size:16px}
