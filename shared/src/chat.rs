@@ -10,7 +10,7 @@
 
 use crate::detect::{self, EmoteSet};
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Counts, EmoteInterval, HourCount, NamedCount, Tx, UserSeen};
+use crate::store::{Counts, EmoteInterval, HourCount, NamedCount, SeenChannels, SeenUsers, Tx};
 use crate::wire::{self, Event, Parsed};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -55,7 +55,7 @@ impl ChannelEmotes {
 /// Everything one batch changes, folded by key.
 #[derive(Default)]
 struct Fold {
-    users: HashMap<(String, String), SeenUser>,
+    users: SeenUsers,
     counts: HashMap<(String, String, String), Counts>,
     phrases: HashMap<(String, String, String, String), i64>,
     emotes: HashMap<(String, String, String, String), i64>,
@@ -63,33 +63,11 @@ struct Fold {
     /// (domain, channel, user, hour of day UTC) → messages (the stats site's user card).
     user_hours: HashMap<(String, String, String, i64), i64>,
     pms: HashMap<(String, String), i64>,
-    channels: HashMap<(String, String), i64>,
+    channels: SeenChannels,
     totals: HashMap<(String, &'static str), i64>,
 }
 
-struct SeenUser {
-    display: String,
-    display_ms: i64,
-    first_ms: i64,
-    last_ms: i64,
-}
-
 impl Fold {
-    fn see_user(&mut self, domain: &str, key: &str, display: &str, at_ms: i64) {
-        let u = self.users.entry((domain.to_string(), key.to_string())).or_insert_with(|| SeenUser {
-            display: display.to_string(),
-            display_ms: at_ms,
-            first_ms: at_ms,
-            last_ms: at_ms,
-        });
-        if at_ms >= u.display_ms {
-            u.display = display.to_string();
-            u.display_ms = at_ms;
-        }
-        u.first_ms = u.first_ms.min(at_ms);
-        u.last_ms = u.last_ms.max(at_ms);
-    }
-
     fn counts(&mut self, domain: &str, channel: &str, key: &str) -> &mut Counts {
         self.counts.entry((domain.to_string(), channel.to_string(), key.to_string())).or_default()
     }
@@ -165,7 +143,7 @@ impl ChatHandler {
         if key == sender || self.ignored.contains(&key) {
             return Ok(None);
         }
-        if let Some(u) = fold.users.get(&(domain.to_string(), key.clone())) {
+        if let Some(u) = fold.users.get(domain, &key) {
             if u.first_ms <= at_ms {
                 return Ok(Some(key));
             }
@@ -187,7 +165,7 @@ impl ChatHandler {
     ) -> Result<()> {
         let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
         let sender = username.to_lowercase();
-        fold.see_user(d, &sender, username, t);
+        fold.users.see(d, &sender, username, t);
         fold.counts(d, c, &sender).messages += 1;
         fold.hourly(d, c, t).0 += 1;
         *fold
@@ -245,16 +223,9 @@ impl ChatHandler {
     }
 
     async fn write(tx: &mut Tx, fold: Fold) -> Result<()> {
-        for ((d, c), t) in &fold.channels {
-            tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
-        }
+        fold.channels.write(tx).await?;
         // One multi-row statement per table (a round trip each on a server).
-        let users: Vec<UserSeen> = fold
-            .users
-            .iter()
-            .map(|((d, key), u)| (d.as_str(), key.as_str(), u.display.as_str(), u.first_ms, u.last_ms))
-            .collect();
-        let new_users = tx.upsert_users(&users).await?;
+        let new_users = fold.users.write(tx).await?;
         let counts: Vec<_> =
             fold.counts.iter().map(|((d, c, key), n)| ((d.as_str(), c.as_str(), key.as_str()), *n)).collect();
         tx.add_counts(&counts).await?;
@@ -293,15 +264,7 @@ fn named(counts: &HashMap<(String, String, String, String), i64>) -> Vec<NamedCo
     counts.iter().map(|((d, c, key, name), n)| ((d.as_str(), c.as_str(), key.as_str(), name.as_str()), *n)).collect()
 }
 
-/// The `totals` name of a channel's message count.
-pub fn channel_messages_total(channel: &str) -> String {
-    format!("channel_messages:{channel}")
-}
-
-/// The `versions` key that moves when a channel's emote list changes.
-pub fn emote_version_key(domain: &str, channel: &str) -> String {
-    format!("emotes:{domain}:{channel}")
-}
+pub use crate::store::keys::{channel_messages_total, emote_version_key};
 
 /// The events ingest-chat consumes.
 pub const EVENTS: &[&str] = &["chatmsg", "pm"];
@@ -331,13 +294,12 @@ impl Handler for ChatHandler {
                 report.ignored += 1;
                 continue;
             }
-            let ch = fold.channels.entry((p.domain.clone(), p.channel.clone())).or_insert(p.time_ms);
-            *ch = (*ch).min(p.time_ms);
+            fold.channels.see(&p.domain, &p.channel, p.time_ms);
             match chat {
                 Some((msg, shadow)) => self.chat(tx, &mut fold, p, username, msg, shadow).await?,
                 None => {
                     let key = username.to_lowercase();
-                    fold.see_user(&p.domain, &key, username, p.time_ms);
+                    fold.users.see(&p.domain, &key, username, p.time_ms);
                     *fold.pms.entry((p.domain.clone(), key)).or_default() += 1;
                     fold.total(&p.domain, "total_pms", 1);
                 }

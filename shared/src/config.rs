@@ -284,6 +284,15 @@ impl Default for ChannelConfig {
     }
 }
 
+impl IngestConfig {
+    /// The longest believable session in ms (`max_session_days`, at least one day): longer
+    /// durations are clamped, by ingest-presence when closing and by queries showing an
+    /// open session live.
+    pub fn max_session_ms(&self) -> i64 {
+        (self.max_session_days.max(1) as i64).saturating_mul(86_400_000)
+    }
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {

@@ -9,8 +9,8 @@
 use crate::chat::emote_version_key;
 use crate::detect;
 use crate::harness::ingest::{Handler, Report};
-use crate::store::Tx;
-use crate::wire::{self, Event, Media, Parsed, PlaylistItem};
+use crate::store::{SeenChannels, Tx};
+use crate::wire::{Event, Media, Parsed, PlaylistItem};
 use anyhow::Result;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -150,7 +150,7 @@ impl Handler for MediaHandler {
     }
 
     async fn apply(&mut self, tx: &mut Tx, events: &[&Parsed], report: &mut Report) -> Result<()> {
-        let mut channels: HashMap<(String, String), i64> = HashMap::new();
+        let mut channels = SeenChannels::default();
         let mut emotes_changed: BTreeSet<(String, String)> = BTreeSet::new();
         // Latest time each channel's emote list was stated or changed.
         let mut emotes_at: HashMap<(String, String), i64> = HashMap::new();
@@ -216,12 +216,9 @@ impl Handler for MediaHandler {
                 let at = emotes_at.entry((d.to_string(), c.to_string())).or_insert(t);
                 *at = (*at).max(t);
             }
-            let ch = channels.entry((d.to_string(), c.to_string())).or_insert(t);
-            *ch = (*ch).min(t);
+            channels.see(d, c, t);
         }
-        for ((d, c), t) in &channels {
-            tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
-        }
+        channels.write(tx).await?;
         for ((d, c), t) in &emotes_at {
             tx.mark_emotes_at(d, c, *t).await?;
         }

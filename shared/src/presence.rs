@@ -10,7 +10,7 @@
 
 use crate::config::Config;
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Store, Tx};
+use crate::store::{SeenChannels, SeenUsers, Store, Tx};
 use crate::wire::{self, Event, Parsed, User};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -21,17 +21,7 @@ const PRUNE_BATCH: i64 = 1000;
 /// How often retention looks for work once it has found none (ms, wall clock).
 const PRUNE_IDLE_MS: i64 = 600_000;
 
-/// A user's open session in a channel (one row of `sessions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
-    pub joined_ms: i64,
-    pub afk: bool,
-    /// When the current AFK stretch began (set while `afk`).
-    pub afk_since_ms: Option<i64>,
-    /// AFK time of the finished AFK stretches of this session.
-    pub afk_ms: i64,
-    pub last_event_ms: i64,
-}
+pub use crate::store::Session;
 
 /// Durations are never negative nor longer than the longest believable session.
 struct Clamp {
@@ -79,14 +69,7 @@ impl Session {
 
     /// Closes the session at `at_ms`: (total ms, not-AFK ms).
     fn close(&self, at_ms: i64, clamp: &Clamp, report: &mut Report) -> (i64, i64) {
-        let total = clamp.duration(at_ms.saturating_sub(self.joined_ms), report);
-        let mut afk = self.afk_ms;
-        if self.afk {
-            let since = self.afk_since_ms.unwrap_or(self.joined_ms);
-            afk = afk.saturating_add(clamp.duration(at_ms.saturating_sub(since), report));
-        }
-        let afk = afk.clamp(0, total);
-        (total, total - afk)
+        self.time_until(at_ms, |d| clamp.duration(d, report))
     }
 }
 
@@ -106,12 +89,12 @@ struct Batch {
     /// Channels whose open sessions are all in `sessions`.
     loaded: HashSet<ChannelKey>,
     activity: HashMap<SessionKey, (i64, i64)>,
-    /// (domain, key) → (display, display time, first, last) of users to create or update.
-    users: HashMap<(String, String), (String, i64, i64, i64)>,
+    /// Users to create or update.
+    users: SeenUsers,
     /// Users to update only if they exist (leaves): (domain, key) → (display, time).
     known: HashMap<(String, String), (String, i64)>,
     usercounts: HashMap<ChannelKey, (i64, i64)>,
-    channels: HashMap<ChannelKey, i64>,
+    channels: SeenChannels,
     /// Set when applying a KV snapshot: user key → last seen, so that a listed user whose
     /// session was closed after the snapshot's time is not reopened by it.
     snapshot_last_seen: Option<HashMap<String, i64>>,
@@ -153,19 +136,6 @@ impl Batch {
         Ok(keys)
     }
 
-    fn see_user(&mut self, d: &str, key: &str, display: &str, at_ms: i64) {
-        let u = self
-            .users
-            .entry((d.to_string(), key.to_string()))
-            .or_insert_with(|| (display.to_string(), at_ms, at_ms, at_ms));
-        if at_ms >= u.1 {
-            u.0 = display.to_string();
-            u.1 = at_ms;
-        }
-        u.2 = u.2.min(at_ms);
-        u.3 = u.3.max(at_ms);
-    }
-
     fn see_known_user(&mut self, d: &str, key: &str, display: &str, at_ms: i64) {
         let u = self.known.entry((d.to_string(), key.to_string())).or_insert_with(|| (display.to_string(), at_ms));
         if at_ms >= u.1 {
@@ -174,15 +144,8 @@ impl Batch {
     }
 
     async fn write(self, tx: &mut Tx) -> Result<()> {
-        for ((d, c), t) in &self.channels {
-            tx.touch_channel(d, c, &wire::subject_token(c), *t).await?;
-        }
-        let users: Vec<crate::store::UserSeen> = self
-            .users
-            .iter()
-            .map(|((d, key), (display, _, first, last))| (d.as_str(), key.as_str(), display.as_str(), *first, *last))
-            .collect();
-        let new_users = tx.upsert_users(&users).await?;
+        self.channels.write(tx).await?;
+        let new_users = self.users.write(tx).await?;
         for ((d, key), (display, at)) in &self.known {
             tx.touch_known_user(d, key, display, *at).await?;
         }
@@ -224,10 +187,9 @@ pub struct PresenceHandler {
 
 impl PresenceHandler {
     pub fn new(config: &Config) -> Self {
-        let max_days = config.ingest.max_session_days.max(1) as i64;
         PresenceHandler {
             ignored: config.ignored_users(),
-            clamp: Clamp { max_ms: max_days.saturating_mul(DAY_MS) },
+            clamp: Clamp { max_ms: config.ingest.max_session_ms() },
             channels: config.channels.iter().map(|c| (c.domain.to_lowercase(), c.channel.clone())).collect(),
             interval_ms: (config.snapshots.interval_seconds.max(1) as i64).saturating_mul(1000),
             retention_ms: (config.retention.days.max(1) as i64).saturating_mul(DAY_MS),
@@ -241,7 +203,7 @@ impl PresenceHandler {
     async fn join(&self, tx: &mut Tx, b: &mut Batch, p: &Parsed, user: &User, report: &mut Report) -> Result<()> {
         let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
         let key = user.name.to_lowercase();
-        b.see_user(d, &key, &user.name, t);
+        b.users.see(d, &key, &user.name, t);
         let s = match b.get(tx, d, c, &key).await? {
             None => {
                 // A snapshot older than what we know of this user (left since) opens nothing.
@@ -300,7 +262,7 @@ impl PresenceHandler {
     ) -> Result<()> {
         let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
         let key = name.to_lowercase();
-        b.see_user(d, &key, name, t);
+        b.users.see(d, &key, name, t);
         if let Some(mut s) = b.get(tx, d, c, &key).await? {
             match afk {
                 Some(afk) => s.set_afk(afk, t, &self.clamp, report),
@@ -354,7 +316,7 @@ impl PresenceHandler {
         };
         let last_seen = tx.users_last_seen(&p.domain).await?.into_iter().collect();
         let mut b = Batch { snapshot_last_seen: Some(last_seen), ..Batch::default() };
-        b.channels.insert((p.domain.clone(), p.channel.clone()), p.time_ms);
+        b.channels.see(&p.domain, &p.channel, p.time_ms);
         self.userlist(tx, &mut b, p, users, report).await?;
         b.write(tx).await
     }
@@ -447,8 +409,7 @@ impl Handler for PresenceHandler {
                 report.ignored += 1;
                 continue;
             }
-            let ch = b.channels.entry((p.domain.clone(), p.channel.clone())).or_insert(p.time_ms);
-            *ch = (*ch).min(p.time_ms);
+            b.channels.see(&p.domain, &p.channel, p.time_ms);
             let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
             match &p.event {
                 Event::AddUser(u) => self.join(tx, &mut b, p, u, report).await?,

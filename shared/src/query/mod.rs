@@ -88,7 +88,7 @@ impl Ctx {
 
     /// The longest believable session (ms), as ingest-presence clamps.
     pub fn max_session_ms(&self) -> i64 {
-        (self.config.ingest.max_session_days.max(1) as i64).saturating_mul(DAY_MS)
+        self.config.ingest.max_session_ms()
     }
 
     /// A channel named in a request (configured name or subject token, any case) → the

@@ -33,15 +33,9 @@ pub fn act(ctx: &Ctx, a: &ActivityRow, now_ms: i64) -> Value {
     let (mut total, mut not_afk) = (a.closed_total_ms, a.closed_not_afk_ms);
     if let Some(s) = &a.open {
         let max = ctx.max_session_ms();
-        let live = now_ms.saturating_sub(s.joined_ms).clamp(0, max);
-        let mut afk = s.afk_ms;
-        if s.afk {
-            let since = s.afk_since_ms.unwrap_or(s.joined_ms);
-            afk = afk.saturating_add(now_ms.saturating_sub(since).clamp(0, max));
-        }
-        let afk = afk.clamp(0, live);
+        let (live, live_not_afk) = s.time_until(now_ms, |d| d.clamp(0, max));
         total = total.saturating_add(live);
-        not_afk = not_afk.saturating_add(live - afk);
+        not_afk = not_afk.saturating_add(live_not_afk);
     }
     json!({
         "total_time_seconds": seconds(total),

@@ -3,7 +3,7 @@
 //! ingest-chat reloads its cache.
 
 use super::Tx;
-use crate::api::AliasChange;
+use super::AliasChange;
 use anyhow::Result;
 
 impl Tx {

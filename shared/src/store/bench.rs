@@ -111,7 +111,7 @@ impl Tx {
             self.add_total(domain, name, n).await?;
             rows += 1;
         }
-        self.add_total(domain, &crate::chat::channel_messages_total(channel), m).await?;
+        self.add_total(domain, &super::keys::channel_messages_total(channel), m).await?;
         rows += 1;
         self.tx.execute("DROP TABLE temp.bench_users", ()).await?;
         Ok(BenchPrefill { users, messages: m, kudos: kp + kph, emotes, rows })

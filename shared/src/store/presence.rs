@@ -3,7 +3,7 @@
 //! append-only rows past retention.
 
 use super::Tx;
-use crate::presence::Session;
+use super::Session;
 use anyhow::Result;
 
 fn session_from_row(r: &libsql::Row, offset: i32) -> Result<Session> {

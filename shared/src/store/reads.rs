@@ -1,7 +1,7 @@
 //! Read queries. Each runs as one short statement (an implicit read transaction) whose rows
 //! are consumed at once, so readers never hold up the writers.
 
-use super::{Counts, Store};
+use super::{ActivityRow, Counts, HourRow, Session, SnapshotRow, Store, TitledVoteRow, WatermarkRow};
 use anyhow::Result;
 use libsql::params::IntoParams;
 
@@ -216,7 +216,7 @@ impl Store {
         domain: &str,
         channel: Option<&str>,
         name: &str,
-    ) -> Result<Vec<crate::api::ActivityRow>> {
+    ) -> Result<Vec<ActivityRow>> {
         let key = name.to_lowercase();
         let (closed_sql, open_sql) = match channel {
             Some(_) => (
@@ -234,11 +234,11 @@ impl Store {
         let ch = channel.unwrap_or("");
         let closed: Vec<(String, i64, i64)> =
             self.all(closed_sql, [domain, &key, ch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).await?;
-        let open: Vec<(String, crate::presence::Session)> = self
+        let open: Vec<(String, Session)> = self
             .all(open_sql, [domain, &key, ch], |r| {
                 Ok((
                     r.get(0)?,
-                    crate::presence::Session {
+                    Session {
                         joined_ms: r.get(1)?,
                         afk: r.get::<i64>(2)? != 0,
                         afk_since_ms: r.get(3)?,
@@ -248,9 +248,9 @@ impl Store {
                 ))
             })
             .await?;
-        let mut out: Vec<crate::api::ActivityRow> = closed
+        let mut out: Vec<ActivityRow> = closed
             .into_iter()
-            .map(|(channel, t, n)| crate::api::ActivityRow {
+            .map(|(channel, t, n)| ActivityRow {
                 channel,
                 closed_total_ms: t,
                 closed_not_afk_ms: n,
@@ -260,7 +260,7 @@ impl Store {
         for (channel, s) in open {
             match out.iter_mut().find(|a| a.channel == channel) {
                 Some(a) => a.open = Some(s),
-                None => out.push(crate::api::ActivityRow {
+                None => out.push(ActivityRow {
                     channel,
                     closed_total_ms: 0,
                     closed_not_afk_ms: 0,
@@ -306,13 +306,13 @@ impl Store {
         channel: &str,
         from_ms: i64,
         limit: i64,
-    ) -> Result<Vec<crate::api::SnapshotRow>> {
+    ) -> Result<Vec<SnapshotRow>> {
         self.all(
             "SELECT slot_ms, connected_count, chat_count, usercount FROM population \
              WHERE domain = ?1 AND channel = ?2 AND slot_ms >= ?3 ORDER BY slot_ms DESC LIMIT ?4",
             (domain, channel, from_ms, limit),
             |r| {
-                Ok(crate::api::SnapshotRow {
+                Ok(SnapshotRow {
                     at_ms: r.get(0)?,
                     connected_count: r.get(1)?,
                     chat_count: r.get(2)?,
@@ -343,9 +343,9 @@ impl Store {
         domain: &str,
         channel: &str,
         from_ms: i64,
-    ) -> Result<(Option<crate::api::WatermarkRow>, Option<crate::api::WatermarkRow>)> {
+    ) -> Result<(Option<WatermarkRow>, Option<WatermarkRow>)> {
         let row = |r: &libsql::Row| {
-            Ok(crate::api::WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? })
+            Ok(WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? })
         };
         let high = self
             .all(
@@ -383,7 +383,7 @@ impl Store {
     }
 
     /// Votes per media item of a channel with the latest logged title of each.
-    pub async fn titled_votes(&self, domain: &str, channel: &str) -> Result<Vec<crate::api::TitledVoteRow>> {
+    pub async fn titled_votes(&self, domain: &str, channel: &str) -> Result<Vec<TitledVoteRow>> {
         self.all(
             "SELECT v.media_type, v.media_id, \
              (SELECT m.title FROM media_log m WHERE m.domain = v.domain AND m.channel = v.channel \
@@ -392,7 +392,7 @@ impl Store {
              WHERE v.domain = ?1 AND v.channel = ?2 GROUP BY v.media_type, v.media_id",
             [domain, channel],
             |r| {
-                Ok(crate::api::TitledVoteRow {
+                Ok(TitledVoteRow {
                     media_type: r.get(0)?,
                     media_id: r.get(1)?,
                     title: r.get(2)?,
@@ -413,7 +413,7 @@ impl Store {
         channel: &str,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<crate::api::HourRow>> {
+    ) -> Result<Vec<HourRow>> {
         self.all(
             "SELECT h.hour_ms, h.messages, h.kudos, (SELECT AVG(p.connected_count) FROM population p \
              WHERE p.domain = h.domain AND p.channel = h.channel AND p.slot_ms >= h.hour_ms \

@@ -3,7 +3,7 @@
 //! user and hour of day (`user_hours`, folded by ingest-chat like the other counters).
 //! Every read walks an index range of one channel (or one user); none scans the messages.
 
-use super::{Store, Tx};
+use super::{ActivityRow, Session, Store, Tx};
 use anyhow::Result;
 use libsql::Value;
 
@@ -31,7 +31,7 @@ pub struct ChatterRow {
     pub messages: i64,
     pub kudos: i64,
     pub last_seen_ms: Option<i64>,
-    pub activity: crate::api::ActivityRow,
+    pub activity: ActivityRow,
 }
 
 /// (domain, channel, user, hour of day 0..23) → messages.
@@ -111,7 +111,7 @@ impl Store {
             (domain, channel, limit),
             |r| {
                 let open = match r.get::<Option<i64>>(6)? {
-                    Some(joined_ms) => Some(crate::presence::Session {
+                    Some(joined_ms) => Some(Session {
                         joined_ms,
                         afk: r.get::<i64>(7)? != 0,
                         afk_since_ms: r.get(8)?,
@@ -125,7 +125,7 @@ impl Store {
                     messages: r.get(1)?,
                     kudos: r.get(2)?,
                     last_seen_ms: r.get(3)?,
-                    activity: crate::api::ActivityRow {
+                    activity: ActivityRow {
                         channel: channel.to_string(),
                         closed_total_ms: r.get(4)?,
                         closed_not_afk_ms: r.get(5)?,
