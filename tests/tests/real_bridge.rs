@@ -245,6 +245,10 @@ async fn the_real_bridge_gives_exact_numbers() {
     for _ in 0..2 {
         let resync = query_raw(&client, "bootstrap.resync", json!({})).await;
         assert_eq!(resync["success"], json!(true), "{resync}");
+        // The bridge's buckets exist and were read: the KV path really ran.
+        let answer = &resync["channels"][CH];
+        assert!(answer.is_object() && answer.get("error").is_none(), "KV not applied: {resync}");
+        eprintln!("bootstrap.resync after the scenario: {answer}");
     }
     let ch = json!({"channel": CH});
     let diag = logs();
