@@ -35,62 +35,8 @@ pub enum Owner {
     Leaderboard,
 }
 
-/// One command of the table in 03-api.md §2.
-#[derive(Debug, Clone, Copy)]
-pub struct Command {
-    pub name: &'static str,
-    pub owner: Owner,
-    /// Changes state: refused unless `admin_commands = true`.
-    pub admin: bool,
-}
-
-const fn cmd(name: &'static str, owner: Owner, admin: bool) -> Command {
-    Command { name, owner, admin }
-}
-
-pub const COMMANDS: &[Command] = &[
-    cmd("user.stats", Owner::User, false),
-    cmd("user.profile", Owner::User, false),
-    cmd("user.messages", Owner::User, false),
-    cmd("user.activity", Owner::User, false),
-    cmd("user.kudos", Owner::User, false),
-    cmd("alias.list", Owner::User, false),
-    cmd("alias.get", Owner::User, false),
-    cmd("alias.find", Owner::User, false),
-    cmd("alias.add", Owner::User, true),
-    cmd("alias.delete", Owner::User, true),
-    cmd("alias.update", Owner::User, true),
-    cmd("kudos.phrases.list", Owner::User, false),
-    cmd("kudos.phrases.add", Owner::User, true),
-    cmd("kudos.phrases.remove", Owner::User, true),
-    cmd("channel.top_users", Owner::Leaderboard, false),
-    cmd("channel.population", Owner::Leaderboard, false),
-    cmd("channel.media_history", Owner::Leaderboard, false),
-    cmd("channel.watermarks", Owner::Leaderboard, false),
-    cmd("channel.movie_votes", Owner::Leaderboard, false),
-    cmd("channel.all_stats", Owner::Leaderboard, false),
-    cmd("leaderboard.messages", Owner::Leaderboard, false),
-    cmd("leaderboard.kudos", Owner::Leaderboard, false),
-    cmd("leaderboard.emotes", Owner::Leaderboard, false),
-    cmd("stats.global", Owner::Leaderboard, false),
-    cmd("timeseries.messages", Owner::Leaderboard, false),
-    cmd("timeseries.kudos", Owner::Leaderboard, false),
-    cmd("system.ping", Owner::Leaderboard, false),
-    cmd("system.health", Owner::Leaderboard, false),
-    cmd("system.stats", Owner::Leaderboard, false),
-    // What the stats site (the web function) reads; see query/site.rs.
-    cmd("user.hours", Owner::User, false),
-    cmd("channel.list", Owner::Leaderboard, false),
-    cmd("channel.summary", Owner::Leaderboard, false),
-    cmd("channel.present", Owner::Leaderboard, false),
-    cmd("channel.chatters", Owner::Leaderboard, false),
-    cmd("channel.hours", Owner::Leaderboard, false),
-    cmd("timeseries.daily", Owner::Leaderboard, false),
-];
-
-pub fn lookup(name: &str) -> Option<&'static Command> {
-    COMMANDS.iter().find(|c| c.name == name)
-}
+// The command table (name, owner, admin, handler) is `query::COMMANDS`: one registry.
+pub use crate::query::{lookup, Command, COMMANDS};
 
 /// The micro endpoint subject of a command.
 pub fn micro_subject(command: &str) -> String {

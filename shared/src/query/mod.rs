@@ -23,13 +23,15 @@ pub mod system;
 pub mod timeseries;
 pub mod user;
 
-use crate::api::{self, ApiError, Params};
+use crate::api::{self, ApiError, Owner, Params};
 use crate::config::Config;
 use crate::store::Store;
+use futures::future::BoxFuture;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use tokio::sync::{Mutex, MutexGuard};
+use Owner::{Leaderboard, User};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -120,9 +122,83 @@ impl Ctx {
     }
 }
 
+/// What a command runs: its handler, given the context and the request's parameters.
+pub type Run = for<'a> fn(&'a Ctx, &'a Params) -> BoxFuture<'a, Result<Value, ApiError>>;
+
+/// One command of the query API: its name (also its micro endpoint and seed subject
+/// suffix), the function that answers it, whether it changes state, and its handler.
+#[derive(Clone, Copy)]
+pub struct Command {
+    pub name: &'static str,
+    pub owner: Owner,
+    /// Changes state: refused unless `admin_commands = true`.
+    pub admin: bool,
+    pub run: Run,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+const fn cmd(name: &'static str, owner: Owner, admin: bool, run: Run) -> Command {
+    Command { name, owner, admin, run }
+}
+
+/// Every command, the one registry: endpoints are registered from it, requests are
+/// dispatched through it, docs/api.md is checked against it.
+pub const COMMANDS: &[Command] = &[
+    cmd("user.stats", User, false, |c, p| Box::pin(user::stats(c, p))),
+    cmd("user.profile", User, false, |c, p| Box::pin(user::profile(c, p))),
+    cmd("user.messages", User, false, |c, p| Box::pin(user::messages(c, p))),
+    cmd("user.activity", User, false, |c, p| Box::pin(user::activity(c, p))),
+    cmd("user.kudos", User, false, |c, p| Box::pin(user::kudos(c, p))),
+    cmd("alias.list", User, false, |c, _| Box::pin(alias::list(c))),
+    cmd("alias.get", User, false, |c, p| Box::pin(alias::get(c, p))),
+    cmd("alias.find", User, false, |c, p| Box::pin(alias::find(c, p))),
+    cmd("alias.add", User, true, |c, p| Box::pin(alias::add(c, p))),
+    cmd("alias.delete", User, true, |c, p| Box::pin(alias::delete(c, p))),
+    cmd("alias.update", User, true, |c, p| Box::pin(alias::update(c, p))),
+    cmd("kudos.phrases.list", User, false, |c, _| Box::pin(phrases::list(c))),
+    cmd("kudos.phrases.add", User, true, |c, p| Box::pin(phrases::add(c, p))),
+    cmd("kudos.phrases.remove", User, true, |c, p| Box::pin(phrases::remove(c, p))),
+    cmd("channel.top_users", Leaderboard, false, |c, p| Box::pin(channel::top_users(c, p))),
+    cmd("channel.population", Leaderboard, false, |c, p| Box::pin(channel::population(c, p))),
+    cmd("channel.media_history", Leaderboard, false, |c, p| Box::pin(channel::media_history(c, p))),
+    cmd("channel.watermarks", Leaderboard, false, |c, p| Box::pin(channel::watermarks(c, p))),
+    cmd("channel.movie_votes", Leaderboard, false, |c, p| Box::pin(channel::movie_votes(c, p))),
+    cmd("channel.all_stats", Leaderboard, false, |c, p| Box::pin(all_stats::all_stats(c, p))),
+    cmd("leaderboard.messages", Leaderboard, false, |c, p| Box::pin(leaderboard::messages(c, p))),
+    cmd("leaderboard.kudos", Leaderboard, false, |c, p| Box::pin(leaderboard::kudos(c, p))),
+    cmd("leaderboard.emotes", Leaderboard, false, |c, p| Box::pin(leaderboard::emotes(c, p))),
+    cmd("stats.global", Leaderboard, false, |c, p| Box::pin(channel::global(c, p))),
+    cmd("timeseries.messages", Leaderboard, false, |c, p| Box::pin(timeseries::messages(c, p))),
+    cmd("timeseries.kudos", Leaderboard, false, |c, p| Box::pin(timeseries::kudos(c, p))),
+    cmd("system.ping", Leaderboard, false, |c, _| Box::pin(system::ping(c))),
+    cmd("system.health", Leaderboard, false, |c, _| Box::pin(system::health(c))),
+    cmd("system.stats", Leaderboard, false, |c, p| Box::pin(system::stats(c, p))),
+    cmd("user.hours", User, false, |c, p| Box::pin(site::user_hours(c, p))),
+    cmd("channel.list", Leaderboard, false, |c, p| Box::pin(site::list(c, p))),
+    cmd("channel.summary", Leaderboard, false, |c, p| Box::pin(site::summary(c, p))),
+    cmd("channel.present", Leaderboard, false, |c, p| Box::pin(site::present(c, p))),
+    cmd("channel.chatters", Leaderboard, false, |c, p| Box::pin(site::chatters(c, p))),
+    cmd("channel.hours", Leaderboard, false, |c, p| Box::pin(site::hours(c, p))),
+    cmd("timeseries.daily", Leaderboard, false, |c, p| Box::pin(site::daily(c, p))),
+];
+
+/// The command of that name.
+pub fn lookup(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
 /// Runs one command (known to the table) with its parameters; `Ok` is the answer's `data`.
 pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiError> {
-    let Some(spec) = api::lookup(command) else {
+    let Some(spec) = lookup(command) else {
         return Err(ApiError::unknown_command(command));
     };
     if spec.admin && !ctx.config.admin_commands {
@@ -130,45 +206,7 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
             "Admin commands are disabled (admin_commands = false): {command} refused"
         )));
     }
-    match command {
-        "user.stats" => user::stats(ctx, p).await,
-        "user.profile" => user::profile(ctx, p).await,
-        "user.messages" => user::messages(ctx, p).await,
-        "user.activity" => user::activity(ctx, p).await,
-        "user.kudos" => user::kudos(ctx, p).await,
-        "alias.list" => alias::list(ctx).await,
-        "alias.get" => alias::get(ctx, p).await,
-        "alias.find" => alias::find(ctx, p).await,
-        "alias.add" => alias::add(ctx, p).await,
-        "alias.delete" => alias::delete(ctx, p).await,
-        "alias.update" => alias::update(ctx, p).await,
-        "kudos.phrases.list" => phrases::list(ctx).await,
-        "kudos.phrases.add" => phrases::add(ctx, p).await,
-        "kudos.phrases.remove" => phrases::remove(ctx, p).await,
-        "channel.top_users" => channel::top_users(ctx, p).await,
-        "channel.population" => channel::population(ctx, p).await,
-        "channel.media_history" => channel::media_history(ctx, p).await,
-        "channel.watermarks" => channel::watermarks(ctx, p).await,
-        "channel.movie_votes" => channel::movie_votes(ctx, p).await,
-        "channel.all_stats" => all_stats::all_stats(ctx, p).await,
-        "stats.global" => channel::global(ctx, p).await,
-        "leaderboard.messages" => leaderboard::messages(ctx, p).await,
-        "leaderboard.kudos" => leaderboard::kudos(ctx, p).await,
-        "leaderboard.emotes" => leaderboard::emotes(ctx, p).await,
-        "timeseries.messages" => timeseries::messages(ctx, p).await,
-        "timeseries.kudos" => timeseries::kudos(ctx, p).await,
-        "system.ping" => system::ping(ctx).await,
-        "system.health" => system::health(ctx).await,
-        "system.stats" => system::stats(ctx, p).await,
-        "channel.list" => site::list(ctx, p).await,
-        "channel.summary" => site::summary(ctx, p).await,
-        "channel.present" => site::present(ctx, p).await,
-        "channel.chatters" => site::chatters(ctx, p).await,
-        "channel.hours" => site::hours(ctx, p).await,
-        "timeseries.daily" => site::daily(ctx, p).await,
-        "user.hours" => site::user_hours(ctx, p).await,
-        other => Err(ApiError::unknown_command(other)),
-    }
+    (spec.run)(ctx, p).await
 }
 
 /// Answers a request body for a command: the envelope and, on failure, the error.
