@@ -20,10 +20,8 @@ use super::{block_on, start_reader, Context, Function};
 use crate::api::{self, ApiError, Owner, Params};
 use crate::query::{self, Ctx};
 use anyhow::{anyhow, Result};
-use async_nats::service::ServiceExt;
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -62,19 +60,7 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
         version: function.version,
     });
     let stats_q = q.clone();
-    let metadata = HashMap::from([
-        ("function".to_string(), function.name.to_string()),
-        ("project".to_string(), "kryten-userstats".to_string()),
-        ("hostname".to_string(), super::service::hostname()),
-    ]);
-    let service = client
-        .service_builder()
-        .description(function.description)
-        .metadata(metadata)
-        .stats_handler(move |_endpoint, _stats| stats_q.stats.to_json())
-        .start(function.service_name(), function.version)
-        .await
-        .map_err(|e| anyhow!("cannot register micro service {}: {e}", function.service_name()))?;
+    let service = super::service::register_with(&client, function, move || stats_q.stats.to_json()).await?;
     for command in api::COMMANDS.iter().filter(|c| c.owner == owner) {
         let mut endpoint = service
             .endpoint_builder()

@@ -122,6 +122,16 @@ impl WorkStats {
 
 /// Registers the function as a micro service whose stats `data` are `stats`.
 pub async fn register(client: &async_nats::Client, function: Function, stats: Arc<WorkStats>) -> Result<Service> {
+    register_with(client, function, move || stats.to_json()).await
+}
+
+/// Registers the function as a micro service (`userstats-{name}`, queue group `q`, with
+/// metadata saying what it is) whose stats `data` is what `stats` answers at the time.
+pub async fn register_with(
+    client: &async_nats::Client,
+    function: Function,
+    stats: impl Fn() -> Value + Send + Sync + 'static,
+) -> Result<Service> {
     let metadata = HashMap::from([
         ("function".to_string(), function.name.to_string()),
         ("project".to_string(), "kryten-userstats".to_string()),
@@ -131,7 +141,7 @@ pub async fn register(client: &async_nats::Client, function: Function, stats: Ar
         .service_builder()
         .description(function.description)
         .metadata(metadata)
-        .stats_handler(move |_endpoint, _stats| stats.to_json())
+        .stats_handler(move |_endpoint, _stats| stats())
         .start(function.service_name(), function.version)
         .await
         .map_err(|e| anyhow!("cannot register micro service {}: {e}", function.service_name()))?;
