@@ -174,7 +174,9 @@ pub struct WebConfig {
     /// Address to listen on; loopback by default (put a reverse proxy in front, see
     /// deploy/Caddyfile). `0.0.0.0` listens everywhere.
     pub bind: String,
-    /// Show emote images (only `https:` URLs) beside emote names.
+    /// Allow emote images (only `https:` URLs) on the pages: widens the Content-Security-
+    /// Policy's `img-src` to `https:`. The store keeps no emote image URLs yet, so today the
+    /// pages show emote names only whatever this says.
     pub show_emote_images: bool,
     /// Seconds a rendered page is served from memory before it is asked for again.
     pub cache_seconds: u64,

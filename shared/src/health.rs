@@ -3,7 +3,7 @@
 //!
 //! Healthy = the database answers, NATS is connected, and each core function
 //! ([`EXPECTED_FUNCTIONS`]) has at least one replica answering `$SRV.*`. Other functions
-//! (bootstrap-kv, metrics) are listed when running but are optional.
+//! (bootstrap-kv, metrics, web) are listed when running but are optional.
 
 use crate::harness::service::scatter;
 use crate::store::Store;

@@ -51,8 +51,16 @@ const T0: i64 = 1_763_884_800_000;
 const DOMAIN: &str = "cytu.be";
 const CHANNEL: &str = "420Grindhouse";
 /// Every function, in the order the big-database scenario starts them.
-const FUNCTIONS: [&str; 7] =
-    ["ingest-presence", "ingest-media", "ingest-chat", "bootstrap-kv", "query-user", "query-leaderboard", "metrics"];
+const FUNCTIONS: [&str; 8] = [
+    "ingest-presence",
+    "ingest-media",
+    "ingest-chat",
+    "bootstrap-kv",
+    "query-user",
+    "query-leaderboard",
+    "metrics",
+    "web",
+];
 
 /// How big each scenario is.
 struct Sizes {
@@ -516,6 +524,8 @@ struct BigRig {
     db: String,
     config: String,
     metrics_port: u16,
+    /// The stats site's port (the channel page's latency under load).
+    web_port: u16,
     procs: Vec<FunctionProcess>,
     client: async_nats::Client,
 }
@@ -526,9 +536,10 @@ impl BigRig {
         let nats = NatsServer::start();
         let dir = TempDir::new("bench-big");
         let db = dir.file("userstats.db");
-        let metrics_port = free_port();
-        let extra =
-            format!("[metrics]\nport = {metrics_port}\n[[channels]]\ndomain = \"{DOMAIN}\"\nchannel = \"{CHANNEL}\"\n");
+        let (metrics_port, web_port) = (free_port(), free_port());
+        let extra = format!(
+            "[metrics]\nport = {metrics_port}\n[web]\nport = {web_port}\n[[channels]]\ndomain = \"{DOMAIN}\"\nchannel = \"{CHANNEL}\"\n"
+        );
         let config = write_config(&dir, &nats.url(), &db, &extra);
         let store = open_store(&db).await;
         let started = Instant::now();
@@ -546,7 +557,7 @@ impl BigRig {
             ),
         );
         let client = nats.client().await;
-        Ok(BigRig { nats, dir, db, config, metrics_port, procs: Vec::new(), client })
+        Ok(BigRig { nats, dir, db, config, metrics_port, web_port, procs: Vec::new(), client })
     }
 
     fn pid(&self, function: &str) -> Option<u32> {
@@ -724,7 +735,15 @@ impl BigRig {
         let scrapes_under_load = {
             let port = self.metrics_port;
             let gap = load / 60;
-            tokio::spawn(async move { scrape_times(port, 50, gap).await })
+            tokio::spawn(async move { http_times(port, "/metrics", 50, gap).await })
+        };
+        // The stats site's channel page, one request after the other through the window
+        // (pages are cached web.cache_seconds: most are answered from memory, some rebuilt).
+        let pages_under_load = {
+            let port = self.web_port;
+            let gap = load / 400;
+            let path = format!("/c/{CHANNEL}");
+            tokio::spawn(async move { http_times(port, &path, 300, gap).await })
         };
 
         let client = async_nats::connect(self.nats.url()).await?;
@@ -773,6 +792,7 @@ impl BigRig {
         let applied_final = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
         let batches_final = store.counter("ingest-chat", "batches").await.unwrap_or(0);
         let under_load = scrapes_under_load.await?;
+        let pages = pages_under_load.await?;
         done.store(true, Ordering::Relaxed);
         for (name, kib) in sampler.await? {
             fleet.loaded(&name, kib);
@@ -827,7 +847,16 @@ impl BigRig {
             Some(chat_rate >= 0.95 * chat_target),
         );
 
-        let quiet = scrape_times(self.metrics_port, 50, Duration::from_millis(5)).await;
+        if self.pid("web").is_some() {
+            let (p50, p99) = (percentile(&pages.0, 0.50), percentile(&pages.0, 0.99));
+            s.figure(
+                &format!("stats site channel page under load, {} users", sizes.users),
+                format!("p50 {p50:.2} ms, p99 {p99:.2} ms ({} pages of {} bytes)", pages.0.len(), pages.1),
+                "p99 ≤ 20 ms",
+                Some(p99 <= 20.0 && !pages.0.is_empty()),
+            );
+        }
+        let quiet = http_times(self.metrics_port, "/metrics", 50, Duration::from_millis(5)).await;
         let median = percentile(&quiet.0, 0.5);
         s.figure(
             &format!("/metrics scrape, {} users, median of {}", sizes.users, quiet.0.len()),
@@ -844,18 +873,23 @@ impl BigRig {
     }
 }
 
-/// `n` GET /metrics over loopback, `gap` apart: sorted times in ms and the last body's size.
-async fn scrape_times(port: u16, n: usize, gap: Duration) -> (Vec<f64>, usize) {
+/// `n` GET `path` over loopback, `gap` apart: sorted times in ms (answers 200 only) and the
+/// last body's size.
+async fn http_times(port: u16, path: &str, n: usize, gap: Duration) -> (Vec<f64>, usize) {
     let mut times = Vec::with_capacity(n);
     let mut size = 0;
     for _ in 0..n {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         let one = tokio::task::spawn_blocking(move || -> std::io::Result<(f64, usize)> {
             use std::io::{Read, Write};
             let started = Instant::now();
             let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
-            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+            c.write_all(request.as_bytes())?;
             let mut body = Vec::new();
             c.read_to_end(&mut body)?;
+            if !body.starts_with(b"HTTP/1.1 200") {
+                return Err(std::io::Error::other("not 200"));
+            }
             Ok((started.elapsed().as_secs_f64() * 1000.0, body.len()))
         })
         .await;
