@@ -507,6 +507,30 @@ pub async fn rejected_total(store: &shared::store::Store, function: &str) -> i64
 /// The domain and channel of the generated streams ([`mixed_stream`]).
 pub const DOMAIN: &str = "cytu.be";
 pub const CHANNEL: &str = "420Grindhouse";
+/// The same two, short, as the tests write them.
+pub const D: &str = DOMAIN;
+pub const CH: &str = CHANNEL;
+/// 2025-11-23T08:00:00Z: the fixtures' t0.
+pub const T0: i64 = 1_763_884_800_000;
+/// The `[[channels]]` table of a config following [`CHANNEL`].
+pub const CHANNELS: &str = "[[channels]]\ndomain = \"cytu.be\"\nchannel = \"420Grindhouse\"\n";
+
+/// A small deterministic generator (xorshift64) for test streams and fault schedules.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a non-zero seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
 
 /// A deterministic mixed stream (chat, presence, media) over `users` users: the userlist
 /// preamble then `n` events, dated from 2025-11-23 09:00 UTC — after the last fixture event
@@ -522,7 +546,12 @@ pub fn mixed_stream(n: usize, users: usize) -> Vec<(String, String)> {
 
 /// Publishes into JetStream, 512 acks in flight at most.
 pub async fn publish_durably(nats: &NatsServer, events: &[(String, String)]) {
-    let js = async_nats::jetstream::new(nats.client().await);
+    publish_stored(&nats.client().await, events).await
+}
+
+/// Publishes through JetStream with `client`: each event is stored before this returns.
+pub async fn publish_stored(client: &async_nats::Client, events: &[(String, String)]) {
+    let js = async_nats::jetstream::new(client.clone());
     for chunk in events.chunks(512) {
         let mut acks = Vec::with_capacity(chunk.len());
         for (s, d) in chunk {

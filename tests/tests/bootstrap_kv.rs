@@ -6,10 +6,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use userstats_tests::*;
 
-const D: &str = "cytu.be";
-const CH: &str = "420Grindhouse";
-const CHANNELS: &str = "[[channels]]\ndomain = \"cytu.be\"\nchannel = \"420Grindhouse\"\n";
-
 /// Creates the fixture's buckets (or only `only`) and puts their values, as the bridge does.
 async fn create_buckets(client: &async_nats::Client, only: Option<&str>) -> Vec<kv::Store> {
     let js = jetstream::new(client.clone());

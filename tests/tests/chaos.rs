@@ -89,13 +89,11 @@ async fn kill_9_at_random_with_3_replicas_each_gives_the_undisturbed_numbers() {
             }
         })
     };
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
     let started = Instant::now();
     let mut kills = 0;
     while started.elapsed() < Duration::from_secs(12) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         tokio::time::sleep(Duration::from_millis(300 + x % 800)).await;
         let victim = (x >> 20) as usize % procs.len();
         let name = procs[victim].name.clone();

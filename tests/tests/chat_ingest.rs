@@ -5,10 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 use userstats_tests::*;
 
-const D: &str = "cytu.be";
-const CH: &str = "420Grindhouse";
-const T0: i64 = 1_763_884_800_000; // 2025-11-23T08:00:00Z
-
 fn id(seed: u32, i: usize) -> String {
     format!("{seed:08x}-0000-4000-8000-{i:012x}")
 }
@@ -74,20 +70,18 @@ async fn assert_counts(rig: &Rig, messages: &HashMap<String, i64>, kudos: &HashM
 /// (messages to publish, expected messages per user, expected kudos per user)
 type Mixed = (Vec<(String, String)>, HashMap<String, i64>, HashMap<String, i64>);
 
-fn mixed_stream(n: usize, seed: u32) -> Mixed {
+fn kudos_stream(n: usize, seed: u32) -> Mixed {
     let users: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
     let mut messages: HashMap<String, i64> = HashMap::new();
     let mut kudos: HashMap<String, i64> = HashMap::new();
     let mut out = Vec::with_capacity(n);
-    let mut x: u64 = seed as u64 | 1;
+    let mut rng = Rng::new(seed as u64 | 1);
     for (i, u) in users.iter().enumerate() {
         out.push(chat(CH, u, "hello", T0 + i as i64, &id(seed, i)));
         *messages.entry(u.clone()).or_default() += 1;
     }
     for i in users.len()..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         let sender = &users[(x % 200) as usize];
         let target = &users[((x >> 8) % 200) as usize];
         let text = match (x >> 16) % 4 {
@@ -110,7 +104,7 @@ async fn every_published_message_is_counted_once_with_its_kudos() {
     let rig = Rig::new("chat", "");
     let _f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
-    let (stream, messages, kudos) = mixed_stream(5000, 7);
+    let (stream, messages, kudos) = kudos_stream(5000, 7);
     publish_all(&client, &stream).await.unwrap();
     rig.wait_applied("ingest-chat", 5000).await;
     let store = open_store(&rig.db).await;
@@ -142,7 +136,7 @@ async fn killed_mid_stream_and_restarted_nothing_lost_nothing_doubled() {
     let rig = Rig::new("chat", "");
     let mut f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
-    let (stream, messages, kudos) = mixed_stream(30_000, 11);
+    let (stream, messages, kudos) = kudos_stream(30_000, 11);
     publish_all(&client, &stream).await.unwrap();
     let store = open_store(&rig.db).await;
     eventually(Duration::from_secs(30), "some applied", || async {
@@ -248,7 +242,7 @@ async fn sigterm_drains_and_exits_zero_within_5s() {
     let rig = Rig::new("chat", "");
     let mut f = rig.start("ingest-chat").await;
     let client = rig.nats.client().await;
-    let (stream, _, _) = mixed_stream(3000, 5);
+    let (stream, _, _) = kudos_stream(3000, 5);
     publish_all(&client, &stream).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let code = f.terminate(Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));

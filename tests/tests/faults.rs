@@ -5,27 +5,6 @@ use std::time::{Duration, Instant};
 use userstats_tests::traffic::{Mix, Traffic};
 use userstats_tests::*;
 
-const D: &str = "cytu.be";
-const CH: &str = "420Grindhouse";
-const T0: i64 = 1_763_884_800_000;
-
-/// Events published through JetStream (acked: stored before we go on).
-async fn publish_stored(client: &async_nats::Client, events: &[(String, String)]) {
-    let js = async_nats::jetstream::new(client.clone());
-    let mut acks = Vec::new();
-    for (s, d) in events {
-        acks.push(js.publish(s.clone(), d.clone().into()).await.expect("publish"));
-        if acks.len() == 256 {
-            for a in acks.drain(..) {
-                a.await.expect("stored");
-            }
-        }
-    }
-    for a in acks {
-        a.await.expect("stored");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_restart_mid_stream_reconnects_and_counts_exactly() {
     let mut rig = Rig::new("natsrestart", "");

@@ -5,9 +5,6 @@
 use std::time::Duration;
 use userstats_tests::*;
 
-const D: &str = "cytu.be";
-const CH: &str = "420Grindhouse";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn fixture_stream_at_full_speed_gives_the_documented_numbers() {
     let nats = NatsServer::start();

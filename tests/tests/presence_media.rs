@@ -7,10 +7,6 @@ use std::time::Duration;
 use userstats_tests::traffic::{Mix, Traffic};
 use userstats_tests::*;
 
-const D: &str = "cytu.be";
-const CH: &str = "420Grindhouse";
-const T0: i64 = 1_763_884_800_000;
-
 /// Closed (total, not-AFK) seconds of a user.
 async fn activity(rig: &Rig, user: &str) -> Option<(i64, i64)> {
     let store = rig.store().await;

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use userstats_tests::*;
 
-const CH: &str = "420Grindhouse";
 const T: Duration = Duration::from_secs(10);
 
 async fn request(client: &async_nats::Client, subject: &str, body: Vec<u8>) -> async_nats::Message {
@@ -94,26 +93,21 @@ async fn change(client: &async_nats::Client, n: usize, command: &str, params: Va
     a["data"].clone()
 }
 
+/// A rig with some functions running, and a client.
 struct Fleet {
-    nats: NatsServer,
-    dir: TempDir,
-    db: String,
+    rig: Rig,
     client: async_nats::Client,
     procs: Vec<FunctionProcess>,
 }
 
 async fn fleet(tag: &str, extra_toml: &str, functions: &[&str]) -> Fleet {
-    let nats = NatsServer::start();
-    let dir = TempDir::new(tag);
-    let db = dir.file("userstats.db");
-    let config = write_config(&dir, &nats.url(), &db, extra_toml);
-    let client = nats.client().await;
+    let rig = Rig::new(tag, extra_toml);
     let mut procs = Vec::new();
     for f in functions {
-        procs.push(FunctionProcess::spawn(f, &config, &dir, &[]));
-        wait_registered(&client, &format!("userstats-{f}"), Duration::from_secs(20)).await.unwrap();
+        procs.push(rig.start(f).await);
     }
-    Fleet { nats, dir, db, client, procs }
+    let client = rig.nats.client().await;
+    Fleet { rig, client, procs }
 }
 
 const ALL: &[&str] = &["ingest-presence", "ingest-media", "ingest-chat", "query-user", "query-leaderboard"];
@@ -121,7 +115,7 @@ const ALL: &[&str] = &["ingest-presence", "ingest-media", "ingest-chat", "query-
 async fn feed_fixture(f: &Fleet) {
     let events: Vec<(String, String)> = fixtures("events.jsonl").into_iter().map(|f| (f.subject, f.data)).collect();
     publish_all(&f.client, &events).await.unwrap();
-    let store = open_store(&f.db).await;
+    let store = open_store(&f.rig.db).await;
     let seen = |name: &'static str| {
         let store = &store;
         async move {
@@ -360,13 +354,8 @@ async fn malformed_and_random_requests_always_get_an_answer() {
     assert_eq!(d["history"], json!([]));
 
     // Random JSON of wrong types against every command on every surface.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next_u64();
     let values = [
         json!(null),
         json!(-1),
@@ -426,15 +415,15 @@ async fn malformed_and_random_requests_always_get_an_answer() {
         assert_eq!(p.exited(), None, "{} died:\n{}", p.name, p.log_text());
     }
     assert_eq!(data(&c, "system.ping", json!({})).await["pong"], json!(true));
-    let _ = (&f.nats, &f.dir);
+    let _ = (&f.rig.nats, &f.rig.dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_command_subject_gets_exactly_one_reply_with_two_replicas_of_each() {
     let mut f = fleet("query-once", "", &["query-user", "query-leaderboard"]).await;
-    let config = f.dir.file("userstats.toml");
+    let config = f.rig.config.clone();
     for name in ["query-user", "query-leaderboard"] {
-        f.procs.push(FunctionProcess::spawn(name, &config, &f.dir, &[]));
+        f.procs.push(FunctionProcess::spawn(name, &config, &f.rig.dir, &[]));
     }
     let c = f.client.clone();
     eventually(Duration::from_secs(20), "four query replicas", || {
