@@ -22,7 +22,9 @@ pub struct ChatHandler {
     ignored: HashSet<String>,
     default_phrases: Vec<String>,
     seeded: bool,
-    versions: HashMap<String, i64>,
+    /// The database's `versions` as last read (None until the first batch): a name whose
+    /// version moved has its cache (aliases, phrases, a channel's emotes) reloaded.
+    versions: Option<HashMap<String, i64>>,
     aliases: HashMap<String, String>,
     phrases: Vec<String>,
     emotes: HashMap<(String, String), ChannelEmotes>,
@@ -53,13 +55,20 @@ impl ChannelEmotes {
 }
 
 /// Everything one batch changes, folded by key.
+/// One hour of a channel, as a batch adds to it.
+#[derive(Default)]
+struct Hour {
+    messages: i64,
+    kudos: i64,
+}
+
 #[derive(Default)]
 struct Fold {
     users: SeenUsers,
     counts: HashMap<(String, String, String), Counts>,
     phrases: HashMap<(String, String, String, String), i64>,
     emotes: HashMap<(String, String, String, String), i64>,
-    hourly: HashMap<(String, String, i64), (i64, i64)>,
+    hourly: HashMap<(String, String, i64), Hour>,
     /// (domain, channel, user, hour of day UTC) → messages (the stats site's user card).
     user_hours: HashMap<(String, String, String, i64), i64>,
     pms: HashMap<(String, String), i64>,
@@ -76,7 +85,7 @@ impl Fold {
         *self.totals.entry((domain.to_string(), name)).or_default() += n;
     }
 
-    fn hourly(&mut self, domain: &str, channel: &str, at_ms: i64) -> &mut (i64, i64) {
+    fn hourly(&mut self, domain: &str, channel: &str, at_ms: i64) -> &mut Hour {
         let hour = at_ms - at_ms.rem_euclid(HOUR_MS);
         self.hourly.entry((domain.to_string(), channel.to_string(), hour)).or_default()
     }
@@ -88,7 +97,7 @@ impl ChatHandler {
             ignored: config.ignored_users(),
             default_phrases: config.kudos.default_phrases.clone(),
             seeded: false,
-            versions: HashMap::new(),
+            versions: None,
             aliases: HashMap::new(),
             phrases: Vec::new(),
             emotes: HashMap::new(),
@@ -102,21 +111,20 @@ impl ChatHandler {
             self.seeded = true;
         }
         let versions = tx.versions().await?;
-        let changed =
-            |name: &str| versions.get(name) != self.versions.get(name) || !self.versions.contains_key("_loaded");
+        let changed = |name: &str| self.versions.as_ref().is_none_or(|seen| versions.get(name) != seen.get(name));
         if changed("aliases") {
             self.aliases = tx.aliases().await?.into_iter().collect();
         }
         if changed("phrases") {
             self.phrases = tx.phrases().await?;
         }
-        self.versions = versions;
-        self.versions.insert("_loaded".into(), 1);
+        self.versions = Some(versions);
         Ok(())
     }
 
     async fn channel_emotes(&mut self, tx: &mut Tx, domain: &str, channel: &str) -> Result<&ChannelEmotes> {
-        let version = self.versions.get(&emote_version_key(domain, channel)).copied().unwrap_or(0);
+        let key = emote_version_key(domain, channel);
+        let version = self.versions.as_ref().and_then(|v| v.get(&key)).copied().unwrap_or(0);
         let key = (domain.to_string(), channel.to_string());
         let stale = self.emotes.get(&key).is_none_or(|c| c.version != version);
         if stale {
@@ -167,7 +175,7 @@ impl ChatHandler {
         let sender = username.to_lowercase();
         fold.users.see(d, &sender, username, t);
         fold.counts(d, c, &sender).messages += 1;
-        fold.hourly(d, c, t).0 += 1;
+        fold.hourly(d, c, t).messages += 1;
         *fold
             .user_hours
             .entry((d.into(), c.into(), sender.clone(), t.div_euclid(HOUR_MS).rem_euclid(24)))
@@ -183,7 +191,7 @@ impl ChatHandler {
             if let Some(key) = self.kudos_target(tx, fold, d, &name, &sender, t).await? {
                 if credited.insert(key.clone()) {
                     fold.counts(d, c, &key).kudos_plusplus += 1;
-                    fold.hourly(d, c, t).1 += 1;
+                    fold.hourly(d, c, t).kudos += 1;
                     fold.total(d, "total_kudos_plusplus", 1);
                 }
             }
@@ -194,7 +202,7 @@ impl ChatHandler {
                 if thanked.insert(key.clone()) {
                     fold.counts(d, c, &key).kudos_phrases += 1;
                     *fold.phrases.entry((d.into(), c.into(), key, hit.phrase)).or_default() += 1;
-                    fold.hourly(d, c, t).1 += 1;
+                    fold.hourly(d, c, t).kudos += 1;
                     fold.total(d, "total_kudos_phrases", 1);
                 }
             }
@@ -232,7 +240,7 @@ impl ChatHandler {
         tx.add_phrase_kudos(&named(&fold.phrases)).await?;
         tx.add_emote_uses(&named(&fold.emotes)).await?;
         let mut per_channel: HashMap<(&str, &str), i64> = HashMap::new();
-        for ((d, c, hour), (messages, kudos)) in &fold.hourly {
+        for ((d, c, hour), Hour { messages, kudos }) in &fold.hourly {
             tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
             *per_channel.entry((d, c)).or_default() += messages;
         }

@@ -87,7 +87,7 @@ impl Applier {
         tx: &mut Tx,
         domain: &str,
         channel: &str,
-        ev: &SnapshotEvents,
+        events: &SnapshotEvents,
         report: &mut Report,
     ) -> Result<Applied> {
         let mut a = Applied::default();
@@ -96,7 +96,7 @@ impl Applier {
         let before_media = tx.media_at(domain, channel, i64::MAX).await?;
 
         // Drift, before repairing it.
-        if let Some(Event::Userlist(users)) = ev.userlist.as_ref().map(|p| &p.event) {
+        if let Some(Event::Userlist(users)) = events.userlist.as_ref().map(|p| &p.event) {
             let kv: BTreeMap<String, &str> = users
                 .iter()
                 .map(|u| (u.name.to_lowercase(), u.name.as_str()))
@@ -108,7 +108,7 @@ impl Applier {
             a.drift.users_extra = before_sessions.iter().filter(|k| !kv.contains_key(*k)).cloned().collect();
         }
         let mut emote_list_time = None;
-        if let Some(p) = &ev.emote_list {
+        if let Some(p) = &events.emote_list {
             if let Event::EmoteList(list) = &p.event {
                 let kv: BTreeSet<&str> = list.iter().map(|e| e.name.as_str()).collect();
                 a.emotes_listed = Some(kv.len());
@@ -122,26 +122,31 @@ impl Applier {
                 emote_list_time = Some(p.time_ms);
             }
         }
-        if let Some(Event::Playlist(items)) = ev.playlist.as_ref().map(|p| &p.event) {
+        if let Some(Event::Playlist(items)) = events.playlist.as_ref().map(|p| &p.event) {
             a.playlist_items = Some(items.len());
         }
-        if let Some(Event::ChangeMedia(m)) = ev.now_playing.first().map(|p| &p.event) {
+        if let Some(Event::ChangeMedia(m)) = events.now_playing.first().map(|p| &p.event) {
             a.current_title = Some(crate::detect::clean_title(&m.title));
         }
 
         // Only revisions never applied before (idempotency), in the handlers' own logic.
-        let all: Vec<&Parsed> =
-            ev.userlist.iter().chain(&ev.emote_list).chain(&ev.playlist).chain(&ev.now_playing).collect();
+        let all: Vec<&Parsed> = events
+            .userlist
+            .iter()
+            .chain(&events.emote_list)
+            .chain(&events.playlist)
+            .chain(&events.now_playing)
+            .collect();
         let ids: Vec<String> = all.iter().map(|p| p.id.clone()).collect();
         let fresh = tx.claim_new_ids(&ids, now_ms()).await?;
         let is_new = |p: &Parsed| all.iter().zip(&fresh).any(|(q, f)| *f && q.id == p.id);
         a.values_applied = fresh.iter().filter(|f| **f).count();
         a.values_already_applied = fresh.len() - a.values_applied;
-        if let Some(p) = ev.userlist.as_ref().filter(|p| is_new(p)) {
+        if let Some(p) = events.userlist.as_ref().filter(|p| is_new(p)) {
             self.presence.apply_snapshot(tx, p, report).await?;
         }
         let mut media_events: Vec<&Parsed> = Vec::new();
-        if let (Some(p), Some(t)) = (ev.emote_list.as_ref().filter(|p| is_new(p)), emote_list_time) {
+        if let (Some(p), Some(t)) = (events.emote_list.as_ref().filter(|p| is_new(p)), emote_list_time) {
             // A list change after the put is newer than this snapshot: it wins.
             if tx.emotes_at(domain, channel).await?.is_some_and(|last| last > t) {
                 report.count("stale_snapshot_emotes");
@@ -149,8 +154,8 @@ impl Applier {
                 media_events.push(p);
             }
         }
-        media_events.extend(ev.playlist.iter().filter(|p| is_new(p)));
-        media_events.extend(ev.now_playing.iter().filter(|p| is_new(p)));
+        media_events.extend(events.playlist.iter().filter(|p| is_new(p)));
+        media_events.extend(events.now_playing.iter().filter(|p| is_new(p)));
         if !media_events.is_empty() {
             self.media.apply(tx, &media_events, report).await?;
         }
@@ -181,7 +186,7 @@ pub async fn apply_snapshot(
     applier: &mut Applier,
     domain: &str,
     channel: &str,
-    ev: &SnapshotEvents,
+    events: &SnapshotEvents,
     reported: &Drift,
 ) -> Result<(Applied, Outcome)> {
     let mut backoff = Backoff::default();
@@ -189,7 +194,7 @@ pub async fn apply_snapshot(
         let attempt = async {
             let mut tx = store.write().await?;
             let mut report = Report::default();
-            let a = applier.apply(&mut tx, domain, channel, ev, &mut report).await?;
+            let a = applier.apply(&mut tx, domain, channel, events, &mut report).await?;
             let outcome = outcome(&a, report, reported);
             outcome.write(&mut tx, FUNCTION).await?;
             tx.commit().await?;
@@ -274,9 +279,9 @@ mod tests {
     }
 
     async fn load(store: &Store, a: &mut Applier, snap: &ChannelSnapshot) -> Applied {
-        let ev = snapshot_events(D, CH, snap);
-        assert!(ev.problems.is_empty(), "{:?}", ev.problems);
-        apply_snapshot(store, a, D, CH, &ev, &Drift::default()).await.unwrap().0
+        let events = snapshot_events(D, CH, snap);
+        assert!(events.problems.is_empty(), "{:?}", events.problems);
+        apply_snapshot(store, a, D, CH, &events, &Drift::default()).await.unwrap().0
     }
 
     #[tokio::test]
@@ -385,10 +390,11 @@ mod tests {
         let mut snap = fixture(T0);
         snap.users = Some(kv("kryten_420Grindhouse_userlist", "users", 1, T0, "[{\"name\": "));
         snap.current = None;
-        let ev = snapshot_events(D, CH, &snap);
-        assert_eq!(ev.problems.len(), 1);
-        assert_eq!(ev.problems[0].0, Kind::Userlist);
-        let (r, _) = apply_snapshot(&store, &mut Applier::new(&config()), D, CH, &ev, &Drift::default()).await.unwrap();
+        let events = snapshot_events(D, CH, &snap);
+        assert_eq!(events.problems.len(), 1);
+        assert_eq!(events.problems[0].0, Kind::Userlist);
+        let (r, _) =
+            apply_snapshot(&store, &mut Applier::new(&config()), D, CH, &events, &Drift::default()).await.unwrap();
         assert_eq!((r.users_opened, r.emotes_added), (0, 3));
         // No `current`: the first playlist item plays.
         assert_eq!(r.media_set.as_deref(), Some("Never Gonna Give You Up"));

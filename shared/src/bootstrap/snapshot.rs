@@ -70,7 +70,8 @@ pub struct ChannelSnapshot {
     pub current: Option<KvValue>,
 }
 
-/// A value that could not be turned into an event: (bucket, key, why).
+/// A value that could not be turned into an event: the bucket kind it came from, and why
+/// (the message names the bucket and key).
 pub type Problem = (Kind, String);
 
 /// The snapshot as the events the ingest handlers take.
