@@ -174,9 +174,9 @@ pub struct WebConfig {
     /// Address to listen on; loopback by default (put a reverse proxy in front, see
     /// deploy/Caddyfile). `0.0.0.0` listens everywhere.
     pub bind: String,
-    /// Allow emote images (only `https:` URLs) on the pages: widens the Content-Security-
-    /// Policy's `img-src` to `https:`. The store keeps no emote image URLs yet, so today the
-    /// pages show emote names only whatever this says.
+    /// Show emote images beside emote names: the URLs the bridge listed, `https:` only
+    /// (the Content-Security-Policy's `img-src` then allows `https:`). Off by default: the
+    /// images load from third-party hosts, which then see the visitors.
     pub show_emote_images: bool,
     /// Seconds a rendered page is served from memory before it is asked for again.
     pub cache_seconds: u64,

@@ -168,9 +168,14 @@ impl Handler for MediaHandler {
                 Event::MediaUpdate => false,
                 Event::EmoteList(list) => {
                     let names: Vec<&str> = list.iter().map(|e| e.name.as_str()).collect();
+                    let images: Vec<(&str, &str)> = list.iter().map(|e| (e.name.as_str(), e.image.as_str())).collect();
+                    tx.set_emote_images(d, c, &images, t).await?;
                     Self::emote_list(tx, d, c, t, &names).await?
                 }
-                Event::UpdateEmote(e) => Self::add_emote(tx, d, c, t, &e.name).await?,
+                Event::UpdateEmote(e) => {
+                    tx.set_emote_images(d, c, &[(e.name.as_str(), e.image.as_str())], t).await?;
+                    Self::add_emote(tx, d, c, t, &e.name).await?
+                }
                 Event::RemoveEmote { name } => tx.remove_emote(d, c, name, t).await?,
                 Event::RenameEmote { old, emote } => {
                     if *old == emote.name {

@@ -145,7 +145,7 @@ fn cells(rows: &[Vec<String>], name_at: usize, count_at: usize) -> Vec<(String, 
 
 async fn stack(tag: &str, extra: &str, functions: &[&str]) -> (Rig, Vec<FunctionProcess>, u16) {
     let port = free_port();
-    let rig = Rig::new(tag, &format!("{extra}\n[web]\nport = {port}\ncache_seconds = 30\n"));
+    let rig = Rig::new(tag, &format!("{extra}\n[web]\nport = {port}\ncache_seconds = 30\nshow_emote_images = true\n"));
     let mut procs = Vec::new();
     for f in functions {
         procs.push(rig.start(f).await);
@@ -224,6 +224,12 @@ async fn check_channel(c: &async_nats::Client, port: u16) {
         .collect();
     assert_eq!(cells(&table(&html, "daily-table"), 0, 1), per_day);
     assert_eq!(html.matches("<rect class=\"bar").count(), 24 + 30, "24 hour bars and 30 day bars");
+    // Emote images (web.show_emote_images): the bridge's https URLs, beside the names.
+    let images = ask(c, "channel.emotes", json!({"channel": CH})).await;
+    let kappa = images["emotes"].as_array().unwrap().iter().find(|e| e["emote"] == json!("#kappa")).cloned();
+    assert_eq!(kappa, Some(json!({"emote": "#kappa", "image": "https://i.example/kappa.png"})));
+    assert_eq!(page["emote_images"]["#kappa"], json!("https://i.example/kappa.png"));
+    assert!(html.contains("<img class=\"emote\" src=\"https://i.example/kappa.png\""), "emote image shown");
 }
 
 async fn check_user(c: &async_nats::Client, port: u16, name: &str) {
@@ -380,7 +386,8 @@ fn hostile_events(ch: &str, t0: i64) -> Vec<(String, String)> {
         }
         out.push((subject(ch, event), envelope(event, payload, ch, t, &format!("{ch}-{event}-{t}"))));
     };
-    let emotes: Vec<Value> = HOSTILE.iter().map(|h| json!({"name": h, "image": h, "source": h})).collect();
+    let mut emotes: Vec<Value> = HOSTILE.iter().map(|h| json!({"name": h, "image": h, "source": h})).collect();
+    emotes.push(json!({"name": "evil", "image": "https://i.example/e.png\" onerror=\"alert(1)", "source": "evil"}));
     ev("emoteList", json!(emotes));
     ev("changeMedia", json!({"id": HOSTILE[1], "title": HOSTILE[0], "seconds": 60, "type": "yt", "meta": {}}));
     for h in HOSTILE {
@@ -410,7 +417,7 @@ fn assert_safe(what: &str, html: &str) {
     for href in html.split("href=\"").skip(1).map(|h| h.split('"').next().unwrap_or("")) {
         assert!(href.starts_with('/') || href.starts_with('?'), "{what}: link off site: {href}");
     }
-    assert!(!html.contains("<img"), "{what}: no images without web.show_emote_images");
+    assert!(!html.contains("<img"), "{what}: no emote image has a safe (https:) URL here");
 }
 
 #[tokio::test(flavor = "multi_thread")]

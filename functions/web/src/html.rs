@@ -62,6 +62,17 @@ pub fn unseg(s: &str) -> Option<String> {
     (!text.chars().any(char::is_control)).then_some(text)
 }
 
+/// An emote image URL fit for `<img src>`: `https:` only, short, and without whitespace,
+/// quotes, angle brackets or backslashes (escaping would cover those; refusing is simpler
+/// to trust).
+pub fn safe_image(url: &str) -> Option<&str> {
+    let ok = url.starts_with("https://")
+        && url.len() > "https://".len()
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`".contains(c));
+    ok.then_some(url)
+}
+
 /// Link to a channel page (our own path only).
 pub fn channel_href(channel: &str) -> String {
     format!("/c/{}", seg(channel))

@@ -104,8 +104,22 @@ fn media_with_votes(history: &Value, votes: &Value) -> Value {
     Value::Array(rows.collect())
 }
 
-/// `/c/{channel}`.
-pub async fn channel(src: &Source, name: &str) -> Result<Option<Value>, Fail> {
+/// `{emote: url}` of the channel's emotes with an image fit for a page, when `wanted`
+/// (`web.show_emote_images`); else null.
+async fn emote_images(src: &Source, channel: &str, wanted: bool) -> Result<Value, Fail> {
+    if !wanted {
+        return Ok(Value::Null);
+    }
+    let data = src.ask("channel.emotes", json!({"channel": channel})).await?;
+    let safe = data["emotes"].as_array().into_iter().flatten().filter_map(|e| {
+        let url = e["image"].as_str().and_then(crate::html::safe_image)?;
+        Some((e["emote"].as_str()?.to_string(), json!(url)))
+    });
+    Ok(Value::Object(safe.collect()))
+}
+
+/// `/c/{channel}`; `images`: with the emotes' images (`web.show_emote_images`).
+pub async fn channel(src: &Source, name: &str, images: bool) -> Result<Option<Value>, Fail> {
     let Some(summary) = known_channel(src, name).await? else { return Ok(None) };
     let ch = summary["channel"].as_str().unwrap_or(name).to_string();
     let c = || json!({"channel": ch});
@@ -114,7 +128,7 @@ pub async fn channel(src: &Source, name: &str) -> Result<Option<Value>, Fail> {
         p[k] = v;
         p
     };
-    let (present, hours, daily, population, chatters, kudos, emotes, media, votes) = futures::join!(
+    let (present, hours, daily, population, chatters, kudos, emotes, media, votes, images) = futures::join!(
         src.ask("channel.present", with("limit", json!(PRESENT_SHOWN))),
         src.ask("channel.hours", c()),
         src.ask("timeseries.daily", with("days", json!(30))),
@@ -124,6 +138,7 @@ pub async fn channel(src: &Source, name: &str) -> Result<Option<Value>, Fail> {
         src.ask("leaderboard.emotes", with("limit", json!(BOARD))),
         src.ask("channel.media_history", with("limit", json!(RECENT_MEDIA))),
         src.ask("channel.movie_votes", c()),
+        emote_images(src, &ch, images),
     );
     let (population, votes, chatters) = (population?, votes?, chatters?);
     let now = now();
@@ -155,20 +170,22 @@ pub async fn channel(src: &Source, name: &str) -> Result<Option<Value>, Fail> {
     m.insert("chatters".into(), chatters["chatters"].clone());
     m.insert("kudos".into(), kudos?["leaderboard"].clone());
     m.insert("emotes".into(), emotes?["leaderboard"].clone());
+    m.insert("emote_images".into(), images?);
     m.insert("recent_media".into(), media_with_votes(&media?["history"], &votes));
     m.insert("best_rated".into(), Value::Array(best));
     Ok(Some(Value::Object(m)))
 }
 
 /// `/c/{channel}/u/{user}`: the user's card; `None` for an unknown channel or user.
-pub async fn user(src: &Source, channel: &str, username: &str) -> Result<Option<Value>, Fail> {
+pub async fn user(src: &Source, channel: &str, username: &str, images: bool) -> Result<Option<Value>, Fail> {
     let Some(summary) = known_channel(src, channel).await? else { return Ok(None) };
     let ch = summary["channel"].as_str().unwrap_or(channel).to_string();
     let p = json!({"username": username, "channel": ch});
-    let (stats, hours, activity) = futures::join!(
+    let (stats, hours, activity, images) = futures::join!(
         src.ask("user.stats", p.clone()),
         src.ask("user.hours", p),
         src.ask("user.activity", json!({"username": username})),
+        emote_images(src, &ch, images),
     );
     let stats = match stats {
         Ok(s) => s,
@@ -197,6 +214,7 @@ pub async fn user(src: &Source, channel: &str, username: &str) -> Result<Option<
         "activity": stats["activity"],
         "all_activity": activity?["all_activity"].clone(),
         "hours": hours?["hours"].clone(),
+        "emote_images": images?,
     })))
 }
 

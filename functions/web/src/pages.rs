@@ -196,14 +196,29 @@ fn chatters_table(ch: &str, chatters: &Value) -> String {
     table("chatters-table", "Most active chatters", &head, &table_rows)
 }
 
-fn board(id: &str, caption: &str, what: &str, rows_: &Value, link: Option<&str>, key: &str) -> String {
+/// An emote's name, after its image when the model carries a safe one
+/// (`emote_images`, present only with `web.show_emote_images`).
+fn emote_cell(name: &str, images: &Value) -> String {
+    match images[name].as_str().and_then(crate::html::safe_image) {
+        Some(url) => format!(
+            "<img class=\"emote\" src=\"{}\" alt=\"\" loading=\"lazy\" referrerpolicy=\"no-referrer\">{}",
+            esc(url),
+            esc(name)
+        ),
+        None => esc(name),
+    }
+}
+
+/// A ranked board of users (linked in `link`'s channel) or of emotes (with `images`).
+fn board(id: &str, caption: &str, what: &str, rows_: &Value, link: Option<&str>, images: &Value) -> String {
+    let key = if link.is_some() { "username" } else { "emote" };
     let table_rows: Vec<Vec<String>> = rows(rows_)
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let name = match link {
                 Some(ch) => user_link(ch, s(&r[key])),
-                None => esc(s(&r[key])),
+                None => emote_cell(s(&r[key]), images),
             };
             vec![num(i as i64 + 1), name, num(n(&r["count"]))]
         })
@@ -309,9 +324,13 @@ pub fn channel(m: &Value) -> String {
         section(
             "kudos-board",
             "Kudos",
-            &board("kudos-table", "Kudos received", "Kudos", &m["kudos"], Some(ch), "username")
+            &board("kudos-table", "Kudos received", "Kudos", &m["kudos"], Some(ch), &Value::Null)
         ),
-        section("emote-board", "Emotes", &board("emotes-table", "Emote uses", "Uses", &m["emotes"], None, "emote")),
+        section(
+            "emote-board",
+            "Emotes",
+            &board("emotes-table", "Emote uses", "Uses", &m["emotes"], None, &m["emote_images"])
+        ),
     ));
     body.push_str(&media_tables(m));
     page(ch, &[(channel_href(ch), ch.to_string())], &body, s(&m["generated_at"]))
@@ -330,8 +349,10 @@ fn user_sections(m: &Value) -> [String; 5] {
         .collect();
     let mut kudos: Vec<Vec<String>> = vec![vec!["<code>++</code>".into(), num(n(&m["kudos_plusplus"]))]];
     kudos.extend(rows(&m["kudos_phrases"]).iter().map(|r| vec![esc(s(&r["phrase"])), num(n(&r["count"]))]));
-    let emotes: Vec<Vec<String>> =
-        rows(&m["emotes"]).iter().map(|r| vec![esc(s(&r["emote"])), num(n(&r["count"]))]).collect();
+    let emotes: Vec<Vec<String>> = rows(&m["emotes"])
+        .iter()
+        .map(|r| vec![emote_cell(s(&r["emote"]), &m["emote_images"]), num(n(&r["count"]))])
+        .collect();
     let aliases: Vec<String> = rows(&m["aliases"]).iter().map(|a| format!("<li>{}</li>", esc(s(a)))).collect();
     let aliases = if aliases.is_empty() {
         "<p class=\"empty\">No aliases.</p>".to_string()
@@ -434,6 +455,20 @@ mod tests {
         let h = json!({"domain": a, "generated_at": b, "channels": [{"channel": c, "top_talker": {"username": a, "count": 1}, "now_playing": {"media_title": b}}]});
         assert_clean(&home(&h));
         assert_clean(&error(404, a, b));
+    }
+
+    #[test]
+    fn emote_images_only_from_https() {
+        let images = json!({"a": "https://i.example/a.png", "b": "javascript:alert(1)", "c": "http://x/c.png",
+            "d": "https://x/\"onerror=alert(1)", "e": "https://x/ e.png"});
+        assert_eq!(
+            emote_cell("a", &images),
+            "<img class=\"emote\" src=\"https://i.example/a.png\" alt=\"\" loading=\"lazy\" referrerpolicy=\"no-referrer\">a"
+        );
+        for name in ["b", "c", "d", "e", "missing"] {
+            assert_eq!(emote_cell(name, &images), name, "{name}: no image");
+        }
+        assert_eq!(emote_cell("a", &Value::Null), "a", "no images unless the model has them");
     }
 
     #[test]

@@ -134,8 +134,8 @@ impl Site {
     async fn build(&self, page: &Page, json: bool) -> Result<Rendered, Fail> {
         let model = match page {
             Page::Home => Some(model::home(&self.source, &self.config).await?),
-            Page::Channel(c) => model::channel(&self.source, c).await?,
-            Page::User(c, u) => model::user(&self.source, c, u).await?,
+            Page::Channel(c) => model::channel(&self.source, c, self.config.web.show_emote_images).await?,
+            Page::User(c, u) => model::user(&self.source, c, u, self.config.web.show_emote_images).await?,
         };
         let now = shared::harness::now_ms();
         let (status, body, hash) = match (&model, json) {

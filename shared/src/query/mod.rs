@@ -11,7 +11,7 @@
 //! * [`timeseries`] — `timeseries.messages|kudos`
 //! * [`system`] — `system.ping|health|stats`
 //! * [`site`] — what the stats site reads: `channel.list|summary|present|chatters|hours`,
-//!   `timeseries.daily`, `user.hours`
+//!   `timeseries.daily`, `user.hours`, `channel.emotes`
 
 pub mod alias;
 pub mod all_stats;
@@ -187,6 +187,7 @@ pub const COMMANDS: &[Command] = &[
     cmd("channel.summary", Leaderboard, false, |c, p| Box::pin(site::summary(c, p))),
     cmd("channel.present", Leaderboard, false, |c, p| Box::pin(site::present(c, p))),
     cmd("channel.chatters", Leaderboard, false, |c, p| Box::pin(site::chatters(c, p))),
+    cmd("channel.emotes", Leaderboard, false, |c, p| Box::pin(site::emotes(c, p))),
     cmd("channel.hours", Leaderboard, false, |c, p| Box::pin(site::hours(c, p))),
     cmd("timeseries.daily", Leaderboard, false, |c, p| Box::pin(site::daily(c, p))),
 ];

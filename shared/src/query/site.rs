@@ -1,6 +1,7 @@
 //! The commands the stats site (the `web` function) reads, open to every client like the
 //! others: `channel.list`, `channel.summary`, `channel.present`, `channel.chatters`,
-//! `channel.hours`, `timeseries.daily` (query-leaderboard) and `user.hours` (query-user).
+//! `channel.hours`, `channel.emotes`, `timeseries.daily` (query-leaderboard) and
+//! `user.hours` (query-user).
 //! Hours of day are UTC. Each answer comes from maintained aggregates (hourly buckets,
 //! per-user counters, open sessions), never from a scan of messages.
 
@@ -164,4 +165,18 @@ pub async fn user_hours(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
         data["channel"] = json!(c);
     }
     Ok(data)
+}
+
+/// `channel.emotes`: every emote name of the channel the bridge listed with an image, with
+/// the image URL as listed last (as given: clients decide which URLs they show).
+pub async fn emotes(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let store = ctx.store().await;
+    let (domain, ch) = target(ctx, &store, p).await?;
+    let rows: Vec<Value> = store
+        .emote_images(&domain, &ch)
+        .await?
+        .into_iter()
+        .map(|(name, image)| json!({"emote": name, "image": image}))
+        .collect();
+    Ok(json!({"channel": ch, "emotes": rows}))
 }

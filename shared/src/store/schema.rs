@@ -93,4 +93,10 @@ CREATE TABLE IF NOT EXISTS user_hours(domain TEXT NOT NULL, channel TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS imports(hash TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL,
     imported_ms INTEGER NOT NULL, summary TEXT NOT NULL) WITHOUT ROWID;
 "#,
+    // 6: the image URL of each emote name as the bridge last listed it (the stats site shows
+    // them with `web.show_emote_images`).
+    r#"
+CREATE TABLE IF NOT EXISTS emote_images(domain TEXT NOT NULL, channel TEXT NOT NULL, name TEXT NOT NULL,
+    image TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(domain, channel, name)) WITHOUT ROWID;
+"#,
 ];

@@ -1,6 +1,7 @@
 //! Read queries behind the stats site's commands (`channel.list|summary|present|chatters|
-//! hours`, `timeseries.daily`, `user.hours`), and the one write they need: messages per
-//! user and hour of day (`user_hours`, folded by ingest-chat like the other counters).
+//! hours|emotes`, `timeseries.daily`, `user.hours`), and the writes they need: messages per
+//! user and hour of day (`user_hours`, folded by ingest-chat like the other counters) and
+//! each emote's image URL (`emote_images`, from ingest-media's emote events).
 //! Every read walks an index range of one channel (or one user); none scans the messages.
 
 use super::{ActivityRow, Session, Store, Tx};
@@ -175,7 +176,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The image URL of every emote name of a channel the bridge listed with one, by name.
+    pub async fn emote_images(&self, domain: &str, channel: &str) -> Result<Vec<(String, String)>> {
+        self.all(
+            "SELECT name, image FROM emote_images WHERE domain = ?1 AND channel = ?2 ORDER BY name",
+            [domain, channel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .await
+    }
+}
+
 impl Tx {
+    /// Records emotes' image URLs as listed at `at_ms` (an older listing never overwrites a
+    /// newer one); empty URLs are skipped.
+    pub async fn set_emote_images(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        images: &[(&str, &str)],
+        at_ms: i64,
+    ) -> Result<()> {
+        let rows = images
+            .iter()
+            .filter(|(_, image)| !image.is_empty())
+            .map(|(name, image)| {
+                vec![Value::from(domain), channel.into(), (*name).into(), (*image).into(), at_ms.into()]
+            })
+            .collect();
+        self.insert_many(
+            "emote_images(domain, channel, name, image, at_ms)",
+            "ON CONFLICT(domain, channel, name) DO UPDATE SET image = excluded.image, at_ms = excluded.at_ms \
+             WHERE excluded.at_ms >= emote_images.at_ms",
+            rows,
+        )
+        .await
+    }
+
     /// Adds messages per user and hour of day, in the channel and in the domain rollup.
     pub async fn add_user_hours(&mut self, counts: &[HourCount<'_>]) -> Result<()> {
         let rows = counts
