@@ -108,7 +108,12 @@ pub async fn run(args: Args) -> Result<()> {
         let store = Store::connect(&location, Duration::from_millis(config.database.busy_timeout_ms.max(1)))
             .await
             .with_context(|| format!("cannot open our database {}", shared::store::location_name(&location)))?;
-        let known = Known { channels: store.channel_names().await?, emotes: store.emote_names().await? };
+        // A connection of its own, after the one that ran the migrations.
+        let store = store.another().await.context("cannot open our database")?;
+        let known = Known {
+            channels: store.channel_names().await.context("cannot read our channels")?,
+            emotes: store.emote_names().await.context("cannot read our emote lists")?,
+        };
         (Some(store), known)
     };
 
@@ -146,7 +151,7 @@ pub async fn run(args: Args) -> Result<()> {
         println!("read in {:.1} s", read_time.as_secs_f64());
         return Ok(());
     };
-    if let Some((at, source)) = store.imported(&hash).await? {
+    if let Some((at, source)) = store.imported(&hash).await.context("cannot read our imports")? {
         println!(
             "already imported: this content ({source}, hash {}) was imported on {}; nothing to do",
             &hash[..16],
@@ -157,7 +162,7 @@ pub async fn run(args: Args) -> Result<()> {
     // A grown copy of a file imported before has another hash: importing it would count
     // the history both files share twice. Another service's file is fine, when said so.
     if !args.also {
-        let earlier = store.imports().await?;
+        let earlier = store.imports().await.context("cannot read our imports")?;
         if let Some((_, _, source, at, _)) = earlier.iter().find(|i| i.1 == V0_KIND) {
             bail!(
                 "another kryten-userstats 0.7.1 file ({source}) was imported on {}: if {} is a newer copy of it, importing would count their common history twice (nothing written); pass --also to import a different service's file on top",

@@ -222,7 +222,6 @@ async fn a_real_python_database_imports_with_the_python_numbers() {
     let pydir = TempDir::new("import-python");
     let old = python_database(&rig, &pydir).await;
     let report = import(&rig, &old, &[]);
-    println!("{report}");
     assert!(report.contains("alice <- ALICE, Alice, alice"), "merge listed:\n{report}");
 
     let _qu = rig.start("query-user").await;
@@ -264,7 +263,10 @@ async fn a_real_python_database_imports_with_the_python_numbers() {
             .map(|r| s(&r[0]))
             .collect();
         assert_eq!(stats["aliases"], json!(aliases), "{u} aliases");
-        let seen = rows(&old, &format!("SELECT first_seen_at, last_seen_at FROM users WHERE {who}")).await;
+        let seen = rows(&old, &format!("SELECT first_seen_at, last_seen_at, username FROM users WHERE {who}")).await;
+        if let Some(latest) = seen.iter().max_by_key(|r| parse_timestamp_ms(&s(&r[1])).unwrap_or(0)) {
+            assert_eq!(stats["username"], json!(s(&latest[2])), "{u}: the spelling seen last");
+        }
         if !seen.is_empty() {
             let first = seen.iter().filter_map(|r| parse_timestamp_ms(&s(&r[0]))).min().expect("time");
             let last = seen.iter().filter_map(|r| parse_timestamp_ms(&s(&r[1]))).max().expect("time");
@@ -406,6 +408,23 @@ async fn a_real_python_database_imports_with_the_python_numbers() {
         ))
         .await;
         assert_eq!(total, want, "message leaderboard of {c}");
+        let lb = data(&client, "leaderboard.kudos", json!({"channel": c, "limit": 1000})).await;
+        let got: BTreeMap<String, i64> =
+            counted(&lb["leaderboard"], "username").into_iter().map(|(u, n)| (u.to_lowercase(), n)).collect();
+        let want: BTreeMap<String, i64> = rows(
+            &old,
+            &format!(
+                "SELECT u, SUM(n) FROM (SELECT lower(username) AS u, kudos_count AS n FROM kudos_plusplus WHERE channel = '{c}' \
+                 UNION ALL SELECT lower(username), kudos_count FROM kudos_phrases WHERE channel = '{c}') \
+                 WHERE u NOT IN {ignored} GROUP BY u HAVING SUM(n) > 0"
+            ),
+        )
+        .await
+        .iter()
+        .map(|r| (s(&r[0]), i(&r[1])))
+        .collect();
+        assert!(!want.is_empty(), "the stream gave kudos");
+        assert_eq!(got, want, "kudos leaderboard of {c}");
     }
     let phrases = data(&client, "kudos.phrases.list", json!({})).await;
     let want: Vec<String> =
@@ -817,4 +836,19 @@ async fn a_100_mb_import_beside_live_ingest() {
     let store = rig.store().await;
     assert_eq!(store.counter("ingest-chat", "duplicates").await.unwrap(), 0);
     assert_eq!(store.counter("ingest-chat", "events_applied").await.unwrap(), n as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_into_a_libsql_server_lands_once() {
+    let rig = Rig::on_sqld("import-sqld", "");
+    let old = synthetic(&rig.dir, "old.db").await;
+    let report = import(&rig, &old, &[]);
+    assert!(report.contains("zed <- ZED, Zed, zed"), "{report}");
+    let store = rig.store().await;
+    assert_eq!(store.user_counts("cytu.be", "", "zed").await.unwrap().messages, 17);
+    assert_eq!(store.total("cytu.be", "total_messages").await.unwrap(), 24);
+    assert_eq!(store.user("cytu.be", "zed").await.unwrap().map(|u| u.pms), Some(7));
+    assert!(import(&rig, &old, &[]).contains("already imported"));
+    assert_eq!(store.imports().await.unwrap().len(), 1);
+    assert_eq!(store.user_counts("cytu.be", "", "zed").await.unwrap().messages, 17);
 }
