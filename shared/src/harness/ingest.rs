@@ -5,7 +5,8 @@
 //! durable pull consumer, shared by its replicas, filtered to its events (and channels).
 //! Replicas take turns rather than share: one database has one writer at a time anyway, so
 //! a replica consumes only while it holds the function's lease in the database (renewed
-//! every few seconds; a standby takes over within [`LEASE_TTL_MS`] when the holder dies).
+//! every few seconds; a standby takes over within [`LEASE_TTL_MS`] when the holder dies;
+//! see [`super::lease`]).
 //! The consumer allows only one batch in flight (`max_ack_pending = batch_max`), so batches
 //! are applied in stream order — presence sessions and "latest vote wins" depend on that —
 //! and a batch handed to a replica that died is handed out again (first) after `ack_wait`.
@@ -19,6 +20,7 @@
 //! subscription per subject, same batching and idempotency, no durability.
 
 use super::batch::{Backoff, Outcome};
+use super::lease::{Lease, Takeover, LEASE_TTL_MS};
 use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
 use crate::config::IngestMode;
@@ -231,44 +233,6 @@ async fn settle(turn: &mut Takeover, consumer: &PullConsumer) -> bool {
     turn.may_fetch(in_flight, Instant::now())
 }
 
-/// Where a replica is in taking over: holding the lease since when, and settled or not.
-struct Takeover {
-    /// The longest a new holder waits for the old holder's batch to come back.
-    wait: Duration,
-    /// While settling: until when at most.
-    until: Option<Instant>,
-    holding: bool,
-}
-
-impl Takeover {
-    fn new(wait: Duration) -> Takeover {
-        Takeover { wait, until: None, holding: false }
-    }
-
-    /// The lease is not ours (any more): the next hold is a takeover.
-    fn lost(&mut self) {
-        self.holding = false;
-    }
-
-    /// True once settled; the first call after a takeover starts the settling.
-    fn settled(&mut self) -> bool {
-        if !self.holding {
-            self.holding = true;
-            self.until = Some(Instant::now() + self.wait);
-        }
-        self.until.is_none()
-    }
-
-    /// With `in_flight` events unacked at `now`: may this replica fetch yet?
-    fn may_fetch(&mut self, in_flight: usize, now: Instant) -> bool {
-        if in_flight > 0 && self.until.is_some_and(|until| now < until) {
-            return false;
-        }
-        self.until = None;
-        true
-    }
-}
-
 /// Parses a fetched batch, waits for the dependencies, applies it (retrying, fenced by the
 /// lease). `Err(LostLease)` when another replica holds the lease now.
 async fn apply<H: Handler>(
@@ -314,62 +278,6 @@ async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
 async fn hand_back(messages: &[jetstream::Message]) {
     for m in messages {
         let _ = m.ack_with(AckKind::Nak(None)).await;
-    }
-}
-
-/// How long a consuming replica's lease lasts without renewal.
-pub const LEASE_TTL_MS: i64 = 5000;
-
-/// The right to consume for one function, held by one replica at a time.
-struct Lease {
-    name: String,
-    holder: String,
-    /// Until when we hold it, as far as we know.
-    held_until_ms: i64,
-}
-
-impl Lease {
-    fn new(name: &str) -> Lease {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let holder = format!("{}:{}:{nanos}", service::hostname(), std::process::id());
-        Lease { name: name.to_string(), holder, held_until_ms: 0 }
-    }
-
-    /// True while this replica may consume; renews when half the lease has passed.
-    async fn hold(&mut self, store: &Store) -> bool {
-        let now = now_ms();
-        if self.held_until_ms - now > LEASE_TTL_MS / 2 {
-            return true;
-        }
-        let taken = async {
-            let mut tx = store.write().await?;
-            let held = tx.try_lease(&self.name, &self.holder, now, LEASE_TTL_MS).await?;
-            tx.commit().await?;
-            anyhow::Ok(held)
-        }
-        .await;
-        match taken {
-            Ok(true) => {
-                if self.held_until_ms < now {
-                    tracing::info!(lease = %self.name, "this replica is now the one consuming");
-                }
-                self.held_until_ms = now + LEASE_TTL_MS;
-            }
-            Ok(false) => self.held_until_ms = 0,
-            Err(e) => tracing::debug!(error = %e, "lease not renewed this time (database busy?)"),
-        }
-        self.held_until_ms > now
-    }
-
-    async fn release(&self, store: &Store) {
-        if self.held_until_ms > now_ms() {
-            if let Ok(mut tx) = store.write().await {
-                if tx.release_lease(&self.name, &self.holder).await.is_ok() {
-                    let _ = tx.commit().await;
-                }
-            }
-        }
     }
 }
 
@@ -664,41 +572,4 @@ async fn run_core<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[St
     }
     let _ = service.stop().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::presence::tests::temp_store;
-
-    /// One replica at a time holds a function's lease; a release (or expiry) lets the next
-    /// one take it.
-    #[tokio::test]
-    async fn one_replica_holds_the_lease_at_a_time() {
-        let store = temp_store("lease").await;
-        let (mut a, mut b) = (Lease::new("userstats-f"), Lease::new("userstats-f"));
-        b.holder.push_str(":b");
-        assert!(a.hold(&store).await);
-        assert!(!b.hold(&store).await, "held by a");
-        assert!(a.hold(&store).await, "a renews");
-        a.release(&store).await;
-        assert!(b.hold(&store).await, "free after a released it");
-        a.held_until_ms = 0;
-        assert!(!a.hold(&store).await, "now held by b");
-    }
-
-    /// A new holder waits for the old holder's batch to come back, but not for ever.
-    #[test]
-    fn a_takeover_settles_when_nothing_is_in_flight_or_the_wait_is_over() {
-        let mut turn = Takeover::new(Duration::from_secs(31));
-        assert!(!turn.settled(), "the first hold is a takeover");
-        let now = Instant::now();
-        assert!(!turn.may_fetch(3, now), "the old holder's batch is still out");
-        assert!(turn.may_fetch(0, now), "it came back");
-        assert!(turn.settled(), "settled until the lease is lost");
-        turn.lost();
-        assert!(!turn.settled());
-        assert!(turn.may_fetch(3, now + Duration::from_secs(32)), "waited long enough");
-        assert!(turn.settled());
-    }
 }

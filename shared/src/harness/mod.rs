@@ -7,12 +7,14 @@
 //! * [`lifecycle`]: Kryten lifecycle announcements (startup, heartbeat, shutdown, discovery).
 //! * [`batch`]: what a batch transaction leaves behind (durable and in-memory counters)
 //!   and how it is retried.
+//! * [`lease`]: replicas of an ingest function take turns, in stream order.
 //! * [`ingest`]: the durable JetStream consumer loop (or core-NATS queue group) that hands
 //!   batches of parsed events to a [`ingest::Handler`] inside one transaction, acked after
 //!   commit, idempotent by event id.
 
 pub mod batch;
 pub mod ingest;
+pub mod lease;
 pub mod lifecycle;
 pub mod nats;
 pub mod query;
