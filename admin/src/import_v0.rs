@@ -55,7 +55,9 @@
 //!   one item (case variants, renamed titles): the latest wins, as in ours.
 //! * **Aliases** are lower-cased; an alias 0.7.1 gave to two users goes to the first
 //!   (skipped for the second), one that a user of ours already has stays theirs.
-//!   **Trigger phrases** are added to ours (trimmed, lower-cased).
+//!   **Trigger phrases** are added to ours (trimmed, lower-cased); into a database whose
+//!   list is still empty they stand instead of `kudos.default_phrases` (which ingest-chat
+//!   only seeds into an empty list).
 //! * **Retention**: population and media rows older than `retention.days` (365 by default)
 //!   are imported and then pruned by ingest-presence's housekeeping like any other; raise
 //!   `retention.days` first to keep them. Counters, activity, watermarks, votes are kept
