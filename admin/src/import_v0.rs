@@ -8,7 +8,9 @@
 //! content hash in the never-pruned `imports` table, bumps the `aliases`/`phrases` versions
 //! (running ingest-chat replicas reload them) and commits. Ingest functions running beside
 //! it wait for the write lock (they retry with back-off, their events stay unacked) and go
-//! on; the summary says how long the lock was held.
+//! on; the summary says how long the lock was held. (On a libSQL server, sqld rolls back a
+//! write transaction older than 5 s once another writer waits: big imports there want the
+//! ingest functions stopped; a rolled-back import writes nothing.)
 //!
 //! Conversions (also in deploy/OPERATIONS.md, "Switching from the Python service"):
 //! * **Times**: 0.7.1 writes `datetime.now(timezone.utc).isoformat()` strings
