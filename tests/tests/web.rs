@@ -465,3 +465,29 @@ async fn hostile_input_never_reaches_a_page_unescaped() {
     let home = get(port, "/").text();
     assert!(home.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</a>"), "hostile channel listed escaped");
 }
+
+/// Without the query functions the site says so (503, Retry-After) instead of hanging or
+/// crashing, and it answers at most `web.max_concurrent_requests` at once: while a slow
+/// query holds the one allowed request, the next is turned away with 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_queries_and_the_request_bound_give_503() {
+    let port = free_port();
+    let rig = Rig::new("web-bound", &format!("[web]\nport = {port}\ncache_seconds = 0\nmax_concurrent_requests = 1\n"));
+    let _web = rig.start("web").await;
+    assert_eq!(get(port, "/style.css").status, 200);
+    let a = request(port, "GET", "/", &[]);
+    assert_eq!((a.status, a.header("retry-after").as_deref()), (503, Some("5")), "{}", a.text());
+
+    // A query function that takes its time: it receives the request and never answers.
+    let client = rig.nats.client().await;
+    let mut slow = client.subscribe("userstats.query.channel.list").await.unwrap();
+    client.flush().await.unwrap();
+    let first = std::thread::spawn(move || request(port, "GET", "/", &[]));
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), slow.next()).await.expect("the site asked channel.list");
+    let second = request(port, "GET", "/style.css", &[]);
+    assert_eq!(second.status, 503, "the one request slot is taken: {}", second.text());
+    let first = tokio::task::spawn_blocking(move || first.join().unwrap()).await.unwrap();
+    assert_eq!(first.status, 503, "no answer from the query API within its timeout");
+    assert_eq!(get(port, "/style.css").status, 200, "the slot is free again");
+}
