@@ -232,8 +232,9 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     Config::load(path.as_deref(), &env)
 }
 
-/// A stable encoding of a row for the content hash: type tag, then the value, then a
-/// separator that cannot occur inside a value's encoding ambiguity-free (lengths first).
+/// A stable, unambiguous encoding of a row for the content hash: per value a type tag, then
+/// the value (texts and blobs length first); a row end mark. The hash is of the rows, not of
+/// the file's bytes, so a checkpointed, vacuumed or copied file hashes the same.
 fn hash_row(h: &mut Sha256, row: &[Value]) {
     for v in row {
         match v {
