@@ -31,6 +31,8 @@ import asyncio
 import json
 import logging
 import os
+import re
+import ssl
 import subprocess
 import sys
 import time
@@ -91,8 +93,6 @@ def subject_token(name):
 
 def emote(name, image):
     # CyTube's match rule: the name as a whole whitespace-delimited token.
-    import re
-
     return {"name": name, "image": image, "source": "(^|\\s)" + re.escape(name) + "(?!\\S)"}
 
 
@@ -391,9 +391,7 @@ async def main():
     await runner.setup()
     plain = web.TCPSite(runner, "127.0.0.1", 0)
     await plain.start()
-    http_port = plain._server.sockets[0].getsockname()[1]
-    import ssl
-
+    http_port = runner.addresses[0][1]  # the only site so far
     cert, key = make_cert(args.dir)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
