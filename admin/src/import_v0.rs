@@ -906,7 +906,7 @@ fn print_report(r: &Report, plan: &ImportPlan, written: Option<&shared::store::I
                 println!("  {t:<16} {n:>9} {:>9}", w.rows.get(t).copied().unwrap_or(0));
             }
             for (d, n) in &w.new_users {
-                println!("new users in {d}: {n}");
+                println!("new users in {d}: {n} (total_users += {n})");
             }
             if w.slots_taken > 0 {
                 println!("population slots that already had a snapshot of ours (kept): {}", w.slots_taken);
