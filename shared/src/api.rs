@@ -11,10 +11,9 @@
 //!   `userstats.query.kudos.phrases.add`. The body is the JSON parameters (`domain`
 //!   optional, default the first configured domain).
 //!
-//! Both query functions queue-subscribe the seed and command subjects in one shared queue
-//! group each ([`SEED_QUEUE`], [`COMMAND_QUEUE`]), so exactly one replica of either function
-//! receives a request; it forwards a known command to the owner's micro endpoint and relays
-//! the answer, and answers bad requests and unknown commands itself.
+//! Each query function queue-subscribes the seed and command subjects in a queue group of
+//! its own ([`queue`]), so one replica of each function sees a request and the owner of
+//! the command answers it in one hop (see `harness::query`).
 
 use serde_json::{json, Map, Value};
 
@@ -23,6 +22,14 @@ pub const SEED_PREFIX: &str = "cytube.query.userstats";
 pub const COMMAND_SUBJECT: &str = "kryten.userstats.command";
 pub const SEED_QUEUE: &str = "userstats-seed";
 pub const COMMAND_QUEUE: &str = "userstats-command";
+
+/// A query function's queue group on a shared subject: `{base}-user`, `{base}-leaderboard`.
+pub fn queue(base: &str, owner: Owner) -> String {
+    match owner {
+        Owner::User => format!("{base}-user"),
+        Owner::Leaderboard => format!("{base}-leaderboard"),
+    }
+}
 /// Longest accepted string parameter (characters).
 pub const MAX_STRING: usize = 256;
 

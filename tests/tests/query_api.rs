@@ -419,7 +419,7 @@ async fn malformed_and_random_requests_always_get_an_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_command_subject_gets_exactly_one_reply_with_two_replicas_of_each() {
+async fn the_command_and_seed_subjects_get_exactly_one_reply_in_one_hop_with_two_replicas_of_each() {
     let mut f = fleet("query-once", "", &["query-user", "query-leaderboard"]).await;
     let config = f.rig.config.clone();
     for name in ["query-user", "query-leaderboard"] {
@@ -461,4 +461,34 @@ async fn the_command_subject_gets_exactly_one_reply_with_two_replicas_of_each() 
         let mut replies = c.subscribe(c.new_inbox()).await.unwrap();
         let _ = replies.unsubscribe().await;
     }
+    // The seed subjects too, a body that is not JSON included.
+    let seed = "cytube.query.userstats.cytu.be";
+    for (subject, body) in [
+        (format!("{seed}.user.stats"), r#"{"username": "alice"}"#),
+        (format!("{seed}.system.ping"), "{}"),
+        (format!("{seed}.no.such"), "{}"),
+        (format!("{seed}.user.stats"), "{not json"),
+        (format!("{seed}.alias.list"), ""),
+    ] {
+        let inbox = c.new_inbox();
+        let mut replies = c.subscribe(inbox.clone()).await.unwrap();
+        c.publish_with_reply(subject.clone(), inbox, body.to_string().into()).await.unwrap();
+        c.flush().await.unwrap();
+        let mut n = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, replies.next()).await {
+            n += 1;
+        }
+        assert_eq!(n, 1, "{subject} {body}: {n} replies");
+    }
+    // One hop: the owner answered those itself; no micro endpoint was asked on the way.
+    let stats = shared::harness::service::scatter(&c, "$SRV.STATS", Duration::from_millis(500)).await;
+    let forwarded: u64 = stats
+        .iter()
+        .flat_map(|r| r["endpoints"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["num_requests"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(forwarded, 0, "no request went through a micro endpoint: {stats:?}");
+    let routed: u64 = stats.iter().filter_map(|r| r["endpoints"][0]["data"]["routed"].as_u64()).sum();
+    assert_eq!(routed, 25, "each request answered once, by one replica: {stats:?}");
 }

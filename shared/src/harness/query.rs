@@ -4,13 +4,14 @@
 //! * registration as a NATS micro service whose endpoints are the function's commands
 //!   (endpoint name = command, subject `userstats.query.{command}`, default queue group, so
 //!   replicas share the load and `$SRV.INFO`/`$SRV.STATS` list and count every command);
-//! * the two routed surfaces: the seed subjects `cytube.query.userstats.{domain}.{command}`
-//!   and the Kryten command subject `kryten.userstats.command`. Both functions
-//!   queue-subscribe them in one shared queue group per subject, so exactly one replica of
-//!   either function receives each request; it answers malformed requests and unknown
-//!   commands itself and forwards every known command to the owning micro endpoint (a NATS
-//!   request), relaying the answer — so the same handler, and the same JSON, serves all
-//!   three surfaces.
+//! * the two other surfaces, answered in one hop by the function that owns the command:
+//!   the seed subjects `cytube.query.userstats.{domain}.{command}` and the Kryten command
+//!   subject `kryten.userstats.command`. Each function queue-subscribes both in a queue
+//!   group of its own (`userstats-seed-user`, `userstats-seed-leaderboard`...), so one
+//!   replica of *each* function sees a request: the owner of the command answers it with
+//!   the same handler and the same JSON as its micro endpoint; the other one stays silent.
+//!   A request that names no known command (unknown, missing, a body that is not JSON) has
+//!   no owner: `query-leaderboard` answers it, so it too gets exactly one answer.
 //!
 //! Failures on the micro surface carry the JSON envelope as body *and* the
 //! `Nats-Service-Error`/`Nats-Service-Error-Code` headers (set here: async-nats' own error
@@ -25,14 +26,11 @@ use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Database connections per query process: requests run side by side on the runtime's
 /// threads instead of queueing behind one connection.
 const READERS: usize = 4;
-
-/// How long a routed request waits for the owning function's answer.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Runs a query function to the end: start-up, micro service with the commands `owner`
 /// answers, the routers, graceful stop.
@@ -75,13 +73,14 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
             }
         });
     }
-    let mut seed = client.queue_subscribe(format!("{}.>", api::SEED_PREFIX), api::SEED_QUEUE.to_string()).await?;
-    let mut commands = client.queue_subscribe(api::COMMAND_SUBJECT, api::COMMAND_QUEUE.to_string()).await?;
+    let mut seed =
+        client.queue_subscribe(format!("{}.>", api::SEED_PREFIX), api::queue(api::SEED_QUEUE, owner)).await?;
+    let mut commands = client.queue_subscribe(api::COMMAND_SUBJECT, api::queue(api::COMMAND_QUEUE, owner)).await?;
     tracing::info!(service = %function.service_name(), "answering queries");
     loop {
         tokio::select! {
-            Some(m) = seed.next() => { tokio::spawn(route(q.clone(), m, Surface::Seed)); }
-            Some(m) = commands.next() => { tokio::spawn(route(q.clone(), m, Surface::Command)); }
+            Some(m) = seed.next() => { tokio::spawn(route(q.clone(), owner, m, Surface::Seed)); }
+            Some(m) = commands.next() => { tokio::spawn(route(q.clone(), owner, m, Surface::Command)); }
             _ = shutdown.wait() => break,
         }
     }
@@ -124,31 +123,40 @@ enum Surface {
     Command,
 }
 
-/// Answers one request on the seed or command subject.
-async fn route(q: Arc<Ctx>, m: async_nats::Message, surface: Surface) {
+/// Answers one request on the seed or command subject, if this function owns it.
+async fn route(q: Arc<Ctx>, owner: Owner, m: async_nats::Message, surface: Surface) {
     let Some(reply) = m.reply.clone() else { return };
-    q.stats.routed.fetch_add(1, Relaxed);
-    let run = AssertUnwindSafe(routed_answer(&q, &m, surface)).catch_unwind();
+    let run = AssertUnwindSafe(routed_answer(&q, owner, &m, surface)).catch_unwind();
     let body = match run.await {
-        Ok(body) => body,
+        Ok(Some(body)) => body,
+        Ok(None) => return, // the other query function owns it
         Err(_) => api::failure(None, "internal error: the router failed").to_string().into_bytes(),
     };
+    q.stats.routed.fetch_add(1, Relaxed);
     let _ = q.client.publish(reply, body.into()).await;
 }
 
-async fn routed_answer(q: &Ctx, m: &async_nats::Message, surface: Surface) -> Vec<u8> {
+/// The answer, when `owner` is the one to give it: the command's owner, or
+/// `query-leaderboard` for a request that names no known command.
+async fn routed_answer(q: &Ctx, owner: Owner, m: &async_nats::Message, surface: Surface) -> Option<Vec<u8>> {
+    let answering =
+        |command: Option<&str>| command.and_then(api::lookup).map(|c| c.owner).unwrap_or(Owner::Leaderboard) == owner;
     let (command, params) = match read_request(m, surface) {
         Ok(x) => x,
-        Err((command, e)) => return api::failure(command.as_deref(), &e.message).to_string().into_bytes(),
+        Err((command, e)) => {
+            return answering(command.as_deref())
+                .then(|| api::failure(command.as_deref(), &e.message).to_string().into_bytes())
+        }
     };
-    let body = serde_json::to_vec(&Value::Object(params.0)).unwrap_or_default();
-    let asked =
-        tokio::time::timeout(FORWARD_TIMEOUT, q.client.request(api::micro_subject(&command), body.into())).await;
-    match asked {
-        Ok(Ok(answer)) => answer.payload.to_vec(),
-        Ok(Err(e)) => api::failure(Some(&command), &format!("{command} is unavailable: {e}")).to_string().into_bytes(),
-        Err(_) => api::failure(Some(&command), &format!("{command} timed out")).to_string().into_bytes(),
+    if !answering(Some(&command)) {
+        return None;
     }
+    let (body, error) = query::answer_params(q, &command, &params).await;
+    q.stats.commands_processed.fetch_add(1, Relaxed);
+    if error.is_some() {
+        q.stats.errors.fetch_add(1, Relaxed);
+    }
+    Some(body.to_string().into_bytes())
 }
 
 type Refusal = (Option<String>, ApiError);

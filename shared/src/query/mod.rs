@@ -212,11 +212,16 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
 
 /// Answers a request body for a command: the envelope and, on failure, the error.
 pub async fn answer(ctx: &Ctx, command: &str, body: &[u8]) -> (Value, Option<ApiError>) {
-    let result = match Params::parse(body) {
-        Ok(p) => execute(ctx, command, &p).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match Params::parse(body) {
+        Ok(p) => answer_params(ctx, command, &p).await,
+        Err(e) => (api::failure(Some(command), &e.message), Some(e)),
+    }
+}
+
+/// Answers a command with its parameters: the envelope and, on failure, the error. The one
+/// answer every surface gives.
+pub async fn answer_params(ctx: &Ctx, command: &str, p: &Params) -> (Value, Option<ApiError>) {
+    match execute(ctx, command, p).await {
         Ok(data) => (api::success(command, data), None),
         Err(e) => {
             if e.code >= 500 {
