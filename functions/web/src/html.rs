@@ -213,7 +213,7 @@ ul.people li.afk{color:var(--muted);border-style:dashed}
 img.emote{height:22px;vertical-align:middle;margin-right:4px}
 @media (max-width:600px){table{font-size:.85rem}th,td{padding:4px 5px}
 #chatters-table th:nth-child(6),#chatters-table td:nth-child(6),#chatters-table th:nth-child(8),#chatters-table td:nth-child(8),
-#media-table th:nth-child(3),#media-table td:nth-child(3){display:none}.chart text{font-size:22px}.chart .nodata{font-size:26px}h1{font-size:1.3rem}section{padding:10px}header,main,footer{padding:0 10px}}
+#media-table th:nth-child(3),#media-table td:nth-child(3){display:none}.sharebar{display:none}.chart text{font-size:22px}.chart .nodata{font-size:26px}h1{font-size:1.3rem}section{padding:10px}header,main,footer{padding:0 10px}}
 "#;
 
 /// The site's icon (a tiny bar chart), served as `/favicon.svg`.

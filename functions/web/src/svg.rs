@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 const W: f64 = 640.0;
 const H: f64 = 260.0;
-const LEFT: f64 = 56.0;
+const LEFT: f64 = 60.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 26.0;
 const BOTTOM: f64 = 52.0;
@@ -57,13 +57,17 @@ pub struct LineChart<'a> {
     pub series: &'a [Series],
 }
 
-/// The smallest "nice" number (1, 2, 2.5, 5 × 10ⁿ) at or above `v`; 1 for nothing.
+/// The top of the value axis: four grid steps of a "nice" size (1, 1.5, 2, 2.5, 3, 4, 5,
+/// 6 or 8 × 10ⁿ) reaching at least `v`; 1 for nothing. Those steps keep every axis label
+/// at four characters or fewer (`7.5k`, `240`, `0.25`), which a phone can show.
 pub fn nice_max(v: f64) -> f64 {
     if !v.is_finite() || v <= 0.0 {
         return 1.0;
     }
-    let mag = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|n| *n >= v - 1e-9).unwrap_or(10.0 * mag)
+    let step = v / 4.0;
+    let mag = 10f64.powf(step.log10().floor());
+    let nice = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0].iter().map(|m| m * mag).find(|n| *n >= step - 1e-9);
+    4.0 * nice.unwrap_or(10.0 * mag)
 }
 
 /// 1500 → "1.5k", 2000000 → "2M": short axis labels.
@@ -241,10 +245,20 @@ mod tests {
     #[test]
     fn nice_maxima_and_compact_labels() {
         assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
-        assert_eq!(nice_max(11.0), 20.0);
-        assert_eq!(nice_max(240.0), 250.0);
+        assert_eq!(nice_max(7.0), 8.0);
+        assert_eq!(nice_max(11.0), 12.0);
+        assert_eq!(nice_max(240.0), 240.0);
         assert_eq!(nice_max(1000.0), 1000.0);
+        // Every grid label short: 35,662 → 40k in steps of 10k, not 12.5k, 37.5k.
+        assert_eq!(nice_max(35_662.0), 40_000.0);
+        for v in [0.3, 1.0, 7.0, 11.0, 99.0, 240.0, 999.0, 1234.0, 35_662.0, 123_456.0, 9_999_999.0] {
+            let max = nice_max(v);
+            assert!(max >= v && max <= v * 1.6 + 1.0, "{v} → {max}");
+            for i in 1..=4 {
+                let label = compact(max * i as f64 / 4.0);
+                assert!(label.chars().count() <= 4, "{v}: label {label}");
+            }
+        }
         assert_eq!(compact(2.5), "2.5");
         assert_eq!(compact(0.25), "0.25");
         assert_eq!(compact(10.0), "10");
@@ -261,8 +275,8 @@ mod tests {
         assert_eq!(svg.matches("<title").count(), 4, "one per bar and the chart's");
         assert_eq!(svg.matches("peak").count(), 1);
         assert!(svg.contains("<title>1: 5</title></rect>"));
-        // The peak (5) is drawn up to the nice maximum's share of the plot: 5/5 → full.
-        assert!(svg.contains(&format!("height=\"{:.1}\"", H - TOP - BOTTOM)), "{svg}");
+        // The peak (5) is drawn up to its share of the axis (0..6).
+        assert!(svg.contains(&format!("height=\"{:.1}\"", (H - TOP - BOTTOM) * 5.0 / 6.0)), "{svg}");
         assert!(!svg.contains("no data yet"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }
