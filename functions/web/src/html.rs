@@ -213,7 +213,12 @@ ul.people li.afk{color:var(--muted);border-style:dashed}
 img.emote{height:22px;vertical-align:middle;margin-right:4px}
 @media (max-width:600px){table{font-size:.85rem}th,td{padding:4px 5px}
 #chatters-table th:nth-child(6),#chatters-table td:nth-child(6),#chatters-table th:nth-child(8),#chatters-table td:nth-child(8),
-#media-table th:nth-child(3),#media-table td:nth-child(3){display:none}.sharebar{display:none}.chart text{font-size:22px}.chart .nodata{font-size:26px}h1{font-size:1.3rem}section{padding:10px}header,main,footer{padding:0 10px}}
+#media-table th:nth-child(3),#media-table td:nth-child(3){display:none}.sharebar{display:none}
+#channels-table thead{display:none}#channels-table tr{display:block;padding:6px 0;border-bottom:1px solid var(--line)}
+#channels-table td{display:block;border:0;padding:1px 4px;white-space:normal}#channels-table td:first-child{font-weight:600}
+#channels-table td:nth-child(2)::before{content:"Present now: "}#channels-table td:nth-child(3)::before{content:"Messages today: "}
+#channels-table td:nth-child(4)::before{content:"Last 7 days: "}#channels-table td:nth-child(5)::before{content:"Now playing: "}
+#channels-table td:nth-child(6)::before{content:"Top talker: "}#channels-table td::before{color:var(--muted)}.chart text{font-size:22px}.chart .nodata{font-size:26px}h1{font-size:1.3rem}section{padding:10px}header,main,footer{padding:0 10px}}
 "#;
 
 /// The site's icon (a tiny bar chart), served as `/favicon.svg`.
