@@ -96,7 +96,7 @@ pub async fn chatters(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let limit = p.limit(20)?;
     let store = ctx.store().await;
     let (domain, ch) = target(ctx, &store, p).await?;
-    let total = store.channel_summary(&domain, &ch).await?.messages;
+    let total = store.channel_messages(&domain, &ch).await?;
     let now = now_ms();
     let rows: Vec<Value> = store
         .chatters(&domain, &ch, limit)

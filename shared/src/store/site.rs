@@ -84,6 +84,18 @@ impl Store {
         Ok(v.into_iter().next().unwrap_or_default())
     }
 
+    /// Messages counted in a channel, all time (a maintained total: no scan).
+    pub async fn channel_messages(&self, domain: &str, channel: &str) -> Result<i64> {
+        let v = self
+            .all(
+                "SELECT COALESCE(SUM(value), 0) FROM totals WHERE domain = ?1 AND name = 'channel_messages:' || ?2",
+                [domain, channel],
+                |r| Ok(r.get::<i64>(0)?),
+            )
+            .await?;
+        Ok(v.into_iter().next().unwrap_or(0))
+    }
+
     /// Users present in a channel now as (display name, afk, joined ms): not AFK first, then
     /// by name.
     pub async fn present_users(&self, domain: &str, channel: &str, limit: i64) -> Result<Vec<(String, bool, i64)>> {
