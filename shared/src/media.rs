@@ -181,6 +181,7 @@ impl Handler for MediaHandler {
                     if *old == emote.name {
                         false
                     } else {
+                        tx.record_emote_rename(d, c, old, &emote.name, t).await?;
                         let removed = tx.remove_emote(d, c, old, t).await?;
                         Self::add_emote(tx, d, c, t, &emote.name).await? || removed
                     }

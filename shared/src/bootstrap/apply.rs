@@ -12,7 +12,7 @@ use crate::presence::PresenceHandler;
 use crate::store::{Store, Tx};
 use crate::wire::{Event, Parsed};
 use anyhow::Result;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Differences between the database and KV found before applying.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -94,6 +94,8 @@ impl Applier {
         let before_sessions: BTreeSet<String> = tx.sessions(domain, channel).await?.into_iter().map(|s| s.0).collect();
         let before_emotes: BTreeSet<String> = tx.listed_emotes(domain, channel).await?.into_iter().collect();
         let before_media = tx.media_at(domain, channel, i64::MAX).await?;
+        let renames = tx.emote_renames(domain, channel).await?;
+        let emote_list = events.emote_list.as_ref().map(|p| through_renames(p, &renames, &before_emotes));
 
         // Drift, before repairing it.
         if let Some(Event::Userlist(users)) = events.userlist.as_ref().map(|p| &p.event) {
@@ -108,7 +110,7 @@ impl Applier {
             a.drift.users_extra = before_sessions.iter().filter(|k| !kv.contains_key(*k)).cloned().collect();
         }
         let mut emote_list_time = None;
-        if let Some(p) = &events.emote_list {
+        if let Some(p) = &emote_list {
             if let Event::EmoteList(list) = &p.event {
                 let kv: BTreeSet<&str> = list.iter().map(|e| e.name.as_str()).collect();
                 a.emotes_listed = Some(kv.len());
@@ -130,13 +132,8 @@ impl Applier {
         }
 
         // Only revisions never applied before (idempotency), in the handlers' own logic.
-        let all: Vec<&Parsed> = events
-            .userlist
-            .iter()
-            .chain(&events.emote_list)
-            .chain(&events.playlist)
-            .chain(&events.now_playing)
-            .collect();
+        let all: Vec<&Parsed> =
+            events.userlist.iter().chain(&emote_list).chain(&events.playlist).chain(&events.now_playing).collect();
         let ids: Vec<String> = all.iter().map(|p| p.id.clone()).collect();
         let fresh = tx.claim_new_ids(&ids, now_ms()).await?;
         let is_new = |p: &Parsed| all.iter().zip(&fresh).any(|(q, f)| *f && q.id == p.id);
@@ -146,7 +143,7 @@ impl Applier {
             self.presence.apply_snapshot(tx, p, report).await?;
         }
         let mut media_events: Vec<&Parsed> = Vec::new();
-        if let (Some(p), Some(t)) = (events.emote_list.as_ref().filter(|p| is_new(p)), emote_list_time) {
+        if let (Some(p), Some(t)) = (emote_list.as_ref().filter(|p| is_new(p)), emote_list_time) {
             // A list change after the put is newer than this snapshot: it wins.
             if tx.emotes_at(domain, channel).await?.is_some_and(|last| last > t) {
                 report.count("stale_snapshot_emotes");
@@ -171,6 +168,31 @@ impl Applier {
         }
         Ok(a)
     }
+}
+
+/// The bridge's emotes bucket never applies `renameEmote`, so after a rename its list
+/// still names the emote by its old name, at a put time that may well be newer than the
+/// rename. A listed name that our list no longer has and that a recorded rename took away
+/// is read as the name it was renamed to (following a chain of renames), so a KV snapshot
+/// neither brings the old name back nor drops the new one. (An old name added again by a
+/// live `updateEmote` is listed in our list and stays itself.)
+fn through_renames(p: &Parsed, renames: &HashMap<String, String>, listed: &BTreeSet<String>) -> Parsed {
+    let Event::EmoteList(list) = &p.event else { return p.clone() };
+    let mut seen = HashSet::new();
+    let mut renamed = Vec::with_capacity(list.len());
+    for e in list {
+        let mut name = e.name.clone();
+        for _ in 0..16 {
+            match renames.get(&name) {
+                Some(new) if !listed.contains(&name) => name = new.clone(),
+                _ => break,
+            }
+        }
+        if seen.insert(name.clone()) {
+            renamed.push(crate::wire::Emote { name, ..e.clone() });
+        }
+    }
+    Parsed { event: Event::EmoteList(renamed), ..p.clone() }
 }
 
 /// Applies a channel's snapshot in one transaction (retrying while the database is busy,
@@ -381,6 +403,32 @@ mod tests {
         load(&store, &mut Applier::new(&config()), &fixture(T0)).await;
         let mut tx = store.write().await.unwrap();
         assert_eq!(tx.listed_emotes(D, CH).await.unwrap(), vec!["new"]);
+        tx.commit().await.unwrap();
+    }
+
+    /// The bridge's emotes bucket ignores renames and may be written after the rename event:
+    /// its list (old name) must neither bring the old name back nor drop the new one.
+    #[tokio::test]
+    async fn a_newer_kv_list_with_the_old_name_does_not_undo_a_rename() {
+        let store = temp_store("bootstrap-rename").await;
+        load(&store, &mut Applier::new(&config()), &fixture(T0)).await;
+        let mut media = MediaHandler::new(&config());
+        let rename = json!({"old": "#kappa", "name": "#kappa2", "image": "", "source": ""});
+        let mut p = ev("renameEmote", rename, T0 + 10 * S, "r1");
+        p.channel = CH.into();
+        apply(&store, &mut media, &[p]).await;
+        // The bucket, written later, still says #kappa (and adds a new emote, Pog).
+        let list = r##"[{"name": "#kappa", "image": "", "source": ""}, {"name": "/pogchamp", "image": "", "source": ""},
+            {"name": "LUL", "image": "", "source": ""}, {"name": "Pog", "image": "", "source": ""}]"##;
+        let snap = ChannelSnapshot {
+            emotes: Some(kv("kryten_420Grindhouse_emotes", "list", 2, T0 + 20 * S, list)),
+            ..Default::default()
+        };
+        let r = load(&store, &mut Applier::new(&config()), &snap).await;
+        assert_eq!((r.emotes_added, r.emotes_removed), (1, 0), "only Pog is new");
+        assert!(r.drift.emote_names.iter().eq(["Pog"].iter()), "{:?}", r.drift.emote_names);
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.listed_emotes(D, CH).await.unwrap(), vec!["#kappa2", "/pogchamp", "LUL", "Pog"]);
         tx.commit().await.unwrap();
     }
 

@@ -4,6 +4,7 @@
 use super::Tx;
 use crate::wire::Media;
 use anyhow::Result;
+use std::collections::HashMap;
 
 impl Tx {
     /// Appends an entry to a channel's media log.
@@ -47,6 +48,35 @@ impl Tx {
     pub async fn move_media_start(&mut self, row_id: i64, at_ms: i64) -> Result<()> {
         self.exec("UPDATE media_log SET at_ms = MIN(at_ms, ?2) WHERE id = ?1", (row_id, at_ms)).await?;
         Ok(())
+    }
+
+    /// Records that `old` was renamed `new` at `at_ms` (the latest rename of a name wins).
+    pub async fn record_emote_rename(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        old: &str,
+        new: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO emote_renames(domain, channel, old, new, at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(domain, channel, old) DO UPDATE SET new = excluded.new, at_ms = excluded.at_ms \
+             WHERE excluded.at_ms >= emote_renames.at_ms",
+            (domain, channel, old, new, at_ms),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A channel's emote renames, old name → new name.
+    pub async fn emote_renames(&mut self, domain: &str, channel: &str) -> Result<HashMap<String, String>> {
+        let rows = self
+            .rows("SELECT old, new FROM emote_renames WHERE domain = ?1 AND channel = ?2", [domain, channel], |r| {
+                Ok((r.get::<String>(0)?, r.get::<String>(1)?))
+            })
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// True when the channel has any emote history at all.

@@ -99,4 +99,10 @@ CREATE TABLE IF NOT EXISTS imports(hash TEXT PRIMARY KEY, kind TEXT NOT NULL, so
 CREATE TABLE IF NOT EXISTS emote_images(domain TEXT NOT NULL, channel TEXT NOT NULL, name TEXT NOT NULL,
     image TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(domain, channel, name)) WITHOUT ROWID;
 "#,
+    // 7: emote renames (old name → new name, the latest rename of a name), because the
+    // bridge's emotes bucket never applies them: bootstrap-kv reads a KV list through them.
+    r#"
+CREATE TABLE IF NOT EXISTS emote_renames(domain TEXT NOT NULL, channel TEXT NOT NULL, old TEXT NOT NULL,
+    new TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(domain, channel, old)) WITHOUT ROWID;
+"#,
 ];
