@@ -2,8 +2,8 @@
 //! trigger phrases. Each change bumps the `versions` key (`aliases`, `phrases`) so that
 //! ingest-chat reloads its cache.
 
-use super::Tx;
 use super::AliasChange;
+use super::Tx;
 use anyhow::Result;
 
 impl Tx {

@@ -39,8 +39,8 @@ pub use crate::config::Location;
 pub use import::{ImportOutcome, ImportPlan, ImportUser, ImportWritten, V0Reader, V0_KIND, V0_TABLES};
 pub use metrics::{ChannelFigures, Figures};
 pub use reads::{UserRow, VoteRow};
-pub use seen::{SeenChannels, SeenUser, SeenUsers};
 pub use rows::{ActivityRow, AliasChange, HourRow, Session, SnapshotRow, TitledVoteRow, WatermarkRow};
+pub use seen::{SeenChannels, SeenUser, SeenUsers};
 pub use site::{ChannelSummaryRow, ChatterRow, HourCount};
 pub use write::{Counts, EmoteInterval, NamedCount, UserSeen};
 

@@ -2,8 +2,8 @@
 //! latest usercount, population snapshots with their daily watermarks, and the pruning of
 //! append-only rows past retention.
 
-use super::Tx;
 use super::Session;
+use super::Tx;
 use anyhow::Result;
 
 fn session_from_row(r: &libsql::Row, offset: i32) -> Result<Session> {

@@ -211,12 +211,7 @@ impl Store {
     }
 
     /// A user's time per channel (`channel = None`: every channel with closed or open time).
-    pub async fn user_activity(
-        &self,
-        domain: &str,
-        channel: Option<&str>,
-        name: &str,
-    ) -> Result<Vec<ActivityRow>> {
+    pub async fn user_activity(&self, domain: &str, channel: Option<&str>, name: &str) -> Result<Vec<ActivityRow>> {
         let key = name.to_lowercase();
         let (closed_sql, open_sql) = match channel {
             Some(_) => (
@@ -250,22 +245,12 @@ impl Store {
             .await?;
         let mut out: Vec<ActivityRow> = closed
             .into_iter()
-            .map(|(channel, t, n)| ActivityRow {
-                channel,
-                closed_total_ms: t,
-                closed_not_afk_ms: n,
-                open: None,
-            })
+            .map(|(channel, t, n)| ActivityRow { channel, closed_total_ms: t, closed_not_afk_ms: n, open: None })
             .collect();
         for (channel, s) in open {
             match out.iter_mut().find(|a| a.channel == channel) {
                 Some(a) => a.open = Some(s),
-                None => out.push(ActivityRow {
-                    channel,
-                    closed_total_ms: 0,
-                    closed_not_afk_ms: 0,
-                    open: Some(s),
-                }),
+                None => out.push(ActivityRow { channel, closed_total_ms: 0, closed_not_afk_ms: 0, open: Some(s) }),
             }
         }
         out.sort_by(|a, b| a.channel.cmp(&b.channel));
@@ -300,13 +285,7 @@ impl Store {
     }
 
     /// Population snapshots of a channel from `from_ms` on, newest first.
-    pub async fn snapshots(
-        &self,
-        domain: &str,
-        channel: &str,
-        from_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<SnapshotRow>> {
+    pub async fn snapshots(&self, domain: &str, channel: &str, from_ms: i64, limit: i64) -> Result<Vec<SnapshotRow>> {
         self.all(
             "SELECT slot_ms, connected_count, chat_count, usercount FROM population \
              WHERE domain = ?1 AND channel = ?2 AND slot_ms >= ?3 ORDER BY slot_ms DESC LIMIT ?4",
@@ -344,9 +323,8 @@ impl Store {
         channel: &str,
         from_ms: i64,
     ) -> Result<(Option<WatermarkRow>, Option<WatermarkRow>)> {
-        let row = |r: &libsql::Row| {
-            Ok(WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? })
-        };
+        let row =
+            |r: &libsql::Row| Ok(WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? });
         let high = self
             .all(
                 "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
@@ -407,13 +385,7 @@ impl Store {
 
     /// Hourly buckets of a channel in [from, to) with the average present users of the
     /// hour's population snapshots, oldest first.
-    pub async fn hourly_series(
-        &self,
-        domain: &str,
-        channel: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<HourRow>> {
+    pub async fn hourly_series(&self, domain: &str, channel: &str, from_ms: i64, to_ms: i64) -> Result<Vec<HourRow>> {
         self.all(
             "SELECT h.hour_ms, h.messages, h.kudos, (SELECT AVG(p.connected_count) FROM population p \
              WHERE p.domain = h.domain AND p.channel = h.channel AND p.slot_ms >= h.hour_ms \
