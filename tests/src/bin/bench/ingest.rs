@@ -1,0 +1,205 @@
+//! Scenarios 1 and 2: ingest throughput (chat with one and two replicas, on a local file
+//! and on a libSQL server, the dev build beside the release build; presence).
+
+use super::*;
+
+struct Run {
+    events: u64,
+    seconds: f64,
+    publish_seconds: f64,
+    batches: i64,
+    peak_rss_kib: Vec<u64>,
+    /// Phase → microseconds, added up over the replicas (`time_us` of their `$SRV.STATS`).
+    phases: BTreeMap<String, u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+
+    fn where_time_goes(&self, s: &Summary, label: &str) {
+        s.note(
+            label,
+            format!(
+                "{} events in {:.2} s, published at {:.0}/s; {} batches, avg {:.0} events/batch, {:.0} commits/s; peak RSS {:.1} MiB",
+                self.events,
+                self.seconds,
+                self.events as f64 / self.publish_seconds,
+                self.batches,
+                self.events as f64 / self.batches.max(1) as f64,
+                self.batches as f64 / self.seconds,
+                mib(self.peak_rss_kib.iter().copied().max().unwrap_or(0)),
+            ),
+        );
+        let busy: u64 = self.phases.values().sum();
+        if busy > 0 {
+            let split: Vec<String> = self
+                .phases
+                .iter()
+                .map(|(phase, us)| format!("{phase} {:.0}%", *us as f64 * 100.0 / busy as f64))
+                .collect();
+            s.note(label, format!("time split over {:.2} s busy: {}", busy as f64 / 1e6, split.join(", ")));
+        }
+    }
+}
+
+/// The phase times of every replica of `function` (`time_us` in its `$SRV.STATS` data),
+/// added up: replies gathered for 300 ms.
+async fn phase_times(client: &async_nats::Client, function: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let inbox = client.new_inbox();
+    let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return out };
+    let subject = format!("$SRV.STATS.userstats-{function}");
+    if client.publish_with_reply(subject, inbox, "".into()).await.is_err() {
+        return out;
+    }
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(m)) = tokio::time::timeout_at(until, futures::StreamExt::next(&mut replies)).await {
+        let Ok(v) = serde_json::from_slice::<Value>(&m.payload) else { continue };
+        for e in v["endpoints"].as_array().into_iter().flatten() {
+            for (phase, us) in e["data"]["time_us"].as_object().into_iter().flatten() {
+                *out.entry(phase.clone()).or_default() += us.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
+/// Where an ingest scenario's database is.
+#[derive(Clone, Copy, PartialEq)]
+enum Db {
+    /// A local file (the default deployment).
+    File,
+    /// A libSQL server (sqld) on loopback: `database.url`.
+    Server,
+}
+
+/// Runs `replicas` copies of `function` over `n` events of `mix`: publish (JetStream, acked)
+/// → every event applied and committed.
+async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize, on: Db) -> Result<Run> {
+    let nats = NatsServer::start();
+    let dir = TempDir::new("bench");
+    let sqld = (on == Db::Server).then(SqldServer::start);
+    let db = sqld.as_ref().map(|s| s.url()).unwrap_or_else(|| dir.file("userstats.db"));
+    let config = write_config(&dir, &nats.url(), &db, "");
+    let client = nats.client().await;
+    let procs: Vec<FunctionProcess> =
+        (0..replicas).map(|_| FunctionProcess::spawn(function, &config, &dir, &[])).collect();
+    if let Err(e) = wait_ping(&client, function, Duration::from_secs(20)).await {
+        bail!("{e:#}\n{}", procs[0].log_text());
+    }
+
+    let mut traffic = Traffic::new(42, 200, CHANNEL, T0, mix);
+    let mut messages = traffic.preamble();
+    if mix == Mix::Presence {
+        messages.truncate(1); // the userlist only
+    } else {
+        messages.clear();
+    }
+    messages.extend((0..n).map(|_| traffic.next_event()));
+    let total = messages.len() as u64;
+
+    let js = async_nats::jetstream::new(client.clone());
+    let store = open_store(&db).await;
+    let t = Instant::now();
+    let mut pending = Vec::with_capacity(512);
+    for (s, d) in messages {
+        pending.push(js.publish(s, d.into()).await.context("publish")?);
+        if pending.len() == 512 {
+            for ack in pending.drain(..) {
+                ack.await.context("publish ack")?;
+            }
+        }
+    }
+    for ack in pending.drain(..) {
+        ack.await.context("publish ack")?;
+    }
+    let publish_seconds = t.elapsed().as_secs_f64();
+    let mut peak_rss_kib = vec![0u64; replicas];
+    loop {
+        let applied = store.counter(function, "events_applied").await.unwrap_or(0) as u64;
+        for (i, p) in procs.iter().enumerate() {
+            peak_rss_kib[i] = peak_rss_kib[i].max(rss_kib(p.pid()));
+        }
+        if applied >= total {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("{function}: only {applied} of {total} applied after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let batches = store.counter(function, "batches").await.unwrap_or(0);
+    let phases = phase_times(&client, function).await;
+    Ok(Run { events: total, seconds, publish_seconds, batches, peak_rss_kib, phases })
+}
+
+/// Chat ingest with one replica, then two; and their ratio. Returns the 1-replica rate.
+pub(crate) async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<f64> {
+    let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1, Db::File).await?;
+    s.figure(
+        "chat ingest, 1 replica",
+        format!("{:.0} events/s", one.rate()),
+        "≥ 50,000/s over ≥ 500,000 events",
+        Some(one.rate() >= 50_000.0 && one.events >= 500_000),
+    );
+    one.where_time_goes(s, "1 replica");
+    let two = ingest_run("ingest-chat", Mix::Chat, sizes.events, 2, Db::File).await?;
+    s.figure("chat ingest, 2 replicas", format!("{:.0} events/s", two.rate()), "not slower than 1 replica", None);
+    two.where_time_goes(s, "2 replicas");
+    let ratio = two.rate() / one.rate();
+    s.figure(
+        "chat ingest, 2 replicas / 1 replica",
+        format!("{ratio:.2}"),
+        "≥ 1.0 within noise (≥ 0.9)",
+        Some(ratio >= 0.9),
+    );
+    // Server mode: the same stream (a tenth of it: every statement is a round trip) into a
+    // sqld on loopback.
+    let server = ingest_run("ingest-chat", Mix::Chat, (sizes.events / 10).max(1000), 1, Db::Server).await?;
+    s.figure(
+        "chat ingest, 1 replica, libSQL server (sqld on loopback)",
+        format!("{:.0} events/s ({:.2} of the local file's)", server.rate(), server.rate() / one.rate()),
+        "reported beside the local file",
+        None,
+    );
+    server.where_time_goes(s, "sqld");
+    // The dev profile (scripts/run, the tests) on the same stream: how much slower the
+    // binaries are that nobody should ship.
+    let release = std::env::var("KRYTEN_TEST_PROFILE").unwrap_or_else(|_| "release".into());
+    std::env::set_var("KRYTEN_TEST_PROFILE", "debug");
+    let dev = ingest_run("ingest-chat", Mix::Chat, (sizes.events / 5).max(1000), 1, Db::File).await;
+    std::env::set_var("KRYTEN_TEST_PROFILE", release);
+    match dev {
+        Ok(dev) => s.figure(
+            "chat ingest, 1 replica, dev build (target/debug: scripts/run, tests)",
+            format!("{:.0} events/s; release is {:.1}× faster", dev.rate(), one.rate() / dev.rate()),
+            "reported: deploy/ ships the release build",
+            None,
+        ),
+        Err(e) => s.figure("chat ingest, dev build", format!("not measured: {e:#}"), "reported", None),
+    }
+    for r in [&one, &two, &server] {
+        fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
+    }
+    Ok(one.rate())
+}
+
+/// Presence ingest, one replica.
+pub(crate) async fn presence_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
+    let p = ingest_run("ingest-presence", Mix::Presence, sizes.events, 1, Db::File).await?;
+    s.figure(
+        "presence ingest, 1 replica",
+        format!("{:.0} events/s", p.rate()),
+        "≥ 20,000/s",
+        Some(p.rate() >= 20_000.0),
+    );
+    p.where_time_goes(s, "presence");
+    fleet.loaded("ingest-presence", p.peak_rss_kib.iter().copied().max().unwrap_or(0));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 3: bootstrap in process.
