@@ -170,6 +170,7 @@ pub struct BootstrapConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
+    /// HTTP port (0: any free port, logged at start).
     pub port: u16,
     /// Address to listen on; loopback by default (put a reverse proxy in front, see
     /// deploy/Caddyfile). `0.0.0.0` listens everywhere.

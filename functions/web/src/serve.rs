@@ -22,16 +22,19 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTIONS_PER_REQUEST: usize = 4;
 
 pub async fn run(c: Connected) -> Result<()> {
-    let Connected { function, config, client, mut shutdown, lifecycle } = c;
+    let Connected { function, mut config, client, mut shutdown, lifecycle } = c;
     let (bind, port) = (config.web.bind.clone(), config.web.port);
     let listener = TcpListener::bind((bind.as_str(), port))
         .await
         .map_err(|e| anyhow!("cannot listen on {bind}:{port} ({e}): set web.bind and web.port to a free address"))?;
+    // Port 0 asks for any free port: the one we got is what the metadata and log say.
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| format!("{bind}:{port}"));
+    config.web.port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     let requests = Arc::new(Semaphore::new(config.web.max_concurrent_requests));
     let connections = Arc::new(Semaphore::new(config.web.max_concurrent_requests * CONNECTIONS_PER_REQUEST));
     let site = Arc::new(Site::new(Source::new(client.clone(), QUERY_TIMEOUT), config));
     let service = register(&client, function, site.clone()).await?;
-    tracing::info!("serving http://{bind}:{port}/");
+    tracing::info!("serving http://{local}/");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
