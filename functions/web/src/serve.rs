@@ -5,11 +5,8 @@ use crate::http::{self, Read};
 use crate::site::Site;
 use crate::source::Source;
 use anyhow::{anyhow, Result};
-use async_nats::service::ServiceExt;
-use futures::{FutureExt, StreamExt};
-use serde_json::json;
-use shared::harness::{service::hostname, Connected, Function};
-use std::collections::HashMap;
+use futures::FutureExt;
+use shared::harness::{service, Connected, Function};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,33 +107,8 @@ async fn register(
     function: Function,
     site: Arc<Site>,
 ) -> Result<async_nats::service::Service> {
-    let metadata = HashMap::from([
-        ("function".to_string(), function.name.to_string()),
-        ("project".to_string(), "kryten-userstats".to_string()),
-        ("hostname".to_string(), hostname()),
-        ("http_port".to_string(), site.config.web.port.to_string()),
-    ]);
     let stats_site = site.clone();
-    let service = client
-        .service_builder()
-        .description(function.description)
-        .metadata(metadata)
-        .stats_handler(move |_endpoint, _stats| stats_site.stats.to_json())
-        .start(function.service_name(), function.version)
-        .await
-        .map_err(|e| anyhow!("cannot register micro service {}: {e}", function.service_name()))?;
-    let mut endpoint = service
-        .endpoint_builder()
-        .name("status")
-        .add(format!("userstats.{}.status", function.name))
-        .await
-        .map_err(|e| anyhow!("cannot add status endpoint: {e}"))?;
-    tokio::spawn(async move {
-        while let Some(request) = endpoint.next().await {
-            let body = json!({"function": function.name, "version": function.version, "stats": site.stats.to_json()});
-            let _ = request.respond(Ok(body.to_string().into())).await;
-        }
-    });
-    tracing::info!(service = %function.service_name(), "registered as NATS micro service");
+    let service = service::register_with(client, function, move || stats_site.stats.to_json()).await?;
+    service::add_status_endpoint_with(&service, function, move || site.stats.to_json()).await?;
     Ok(service)
 }

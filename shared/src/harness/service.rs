@@ -151,6 +151,16 @@ pub async fn register_with(
 
 /// Adds the `userstats.{name}.status` endpoint answering the work counters.
 pub async fn add_status_endpoint(service: &Service, function: Function, stats: Arc<WorkStats>) -> Result<()> {
+    add_status_endpoint_with(service, function, move || stats.to_json()).await
+}
+
+/// Adds the `userstats.{name}.status` endpoint answering what `stats` says at the time
+/// (the web function's HTTP figures).
+pub async fn add_status_endpoint_with(
+    service: &Service,
+    function: Function,
+    stats: impl Fn() -> Value + Send + Sync + 'static,
+) -> Result<()> {
     let mut endpoint = service
         .endpoint_builder()
         .name("status")
@@ -159,7 +169,7 @@ pub async fn add_status_endpoint(service: &Service, function: Function, stats: A
         .map_err(|e| anyhow!("cannot add status endpoint: {e}"))?;
     tokio::spawn(async move {
         while let Some(request) = endpoint.next().await {
-            let body = json!({"function": function.name, "version": function.version, "stats": stats.to_json()});
+            let body = json!({"function": function.name, "version": function.version, "stats": stats()});
             let _ = request.respond(Ok(body.to_string().into())).await;
         }
     });
