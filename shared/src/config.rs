@@ -122,6 +122,9 @@ pub struct IngestConfig {
     pub stream: String,
     pub stream_max_age_hours: u64,
     pub stream_max_bytes: i64,
+    /// Copies of the stream a NATS cluster keeps (1 on a single server; 3 on a 3-node
+    /// cluster, so the stream survives losing a node). Used when the stream is created.
+    pub stream_replicas: usize,
     /// Most events applied in one transaction.
     pub batch_max: usize,
     /// Seconds before an event handed to a replica that died is handed out again.
@@ -303,6 +306,7 @@ impl Default for IngestConfig {
             stream: "KRYTEN_EVENTS".into(),
             stream_max_age_hours: 72,
             stream_max_bytes: 1 << 30,
+            stream_replicas: 1,
             batch_max: 2000,
             ack_wait_seconds: 10,
             dependency_wait_ms: 2000,
@@ -420,6 +424,9 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if self.nats.servers.is_empty() {
             bail!("nats.servers is empty: give at least one URL such as nats://127.0.0.1:4222");
+        }
+        if !(1..=5).contains(&self.ingest.stream_replicas) {
+            bail!("ingest.stream_replicas must be between 1 and 5 (the copies a NATS cluster keeps)");
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             bail!("ingest.batch_max must be between 1 and 10000");

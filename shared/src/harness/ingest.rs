@@ -129,6 +129,7 @@ async fn ensure_stream(js: &jetstream::Context, ctx: &Context) -> Result<jetstre
         subjects: vec!["kryten.events.cytube.>".into()],
         max_age: Duration::from_secs(cfg.stream_max_age_hours * 3600),
         max_bytes: cfg.stream_max_bytes,
+        num_replicas: cfg.stream_replicas,
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     };
