@@ -178,6 +178,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
             ctx.stats.lag.store(0, Relaxed);
             continue;
         }
+        let messages = gather_earlier(ctx, &consumer, messages, batch_max).await;
         PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
         match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
             Ok(()) => ack(ctx, &messages).await,
@@ -232,6 +233,51 @@ async fn settle(turn: &mut Takeover, consumer: &PullConsumer) -> bool {
     }
     let in_flight = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
     turn.may_fetch(in_flight, Instant::now())
+}
+
+/// Makes sure no earlier event is out while a batch is applied. A pull request this replica
+/// gave up on (its client-side deadline passed on a loaded machine, or the pull ended with
+/// an error) may still have had events delivered into it: they are pending at the server,
+/// seen by nobody, and come back only after `ack_wait` — while later events, fetched
+/// meanwhile, would be applied first (presence sessions depend on the order). So when the
+/// consumer has more events pending than this replica holds, it keeps what it holds alive,
+/// fetches the missing ones as they come back, and applies everything in stream order.
+async fn gather_earlier(
+    ctx: &Context,
+    consumer: &PullConsumer,
+    mut held: Vec<jetstream::Message>,
+    batch_max: usize,
+) -> Vec<jetstream::Message> {
+    let deadline = Instant::now() + Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 2);
+    let mut checks = 0u32;
+    let mut kept_alive = Instant::now();
+    loop {
+        let pending = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
+        if pending <= held.len() || Instant::now() > deadline || ctx.shutdown.is_set() {
+            break;
+        }
+        checks += 1;
+        if checks <= 3 {
+            // Usually the acks of the previous batch, not processed yet: look again.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        if checks == 4 {
+            ctx.stats.add_extra("gathered_out_of_order", 1);
+            tracing::debug!(pending, held = held.len(), "earlier events are out; fetching them before applying");
+        }
+        if kept_alive.elapsed() > Duration::from_secs(1) {
+            for m in &held {
+                let _ = m.ack_with(AckKind::Progress).await;
+            }
+            kept_alive = Instant::now();
+        }
+        fetch_into(consumer, batch_max, Some(Duration::from_millis(200)), &mut held).await;
+    }
+    let seq = |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    held.sort_by_key(seq);
+    held.dedup_by_key(|m| seq(m));
+    held
 }
 
 /// Parses a fetched batch, waits for the dependencies, applies it (retrying, fenced by the
