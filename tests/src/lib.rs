@@ -563,6 +563,19 @@ pub async fn publish_stored(client: &async_nats::Client, events: &[(String, Stri
     }
 }
 
+/// What one undisturbed replica of each ingest function, on one server, makes of `events`:
+/// the reference the fault tests (chaos, cluster) compare against.
+pub async fn undisturbed(tag: &str, config: &str, events: &[(String, String)], users: usize) -> Outcome {
+    let rig = Rig::new(tag, config);
+    let mut procs = Vec::new();
+    for f in ["ingest-presence", "ingest-media", "ingest-chat"] {
+        procs.push(rig.start(f).await);
+    }
+    publish_durably(&rig.nats, events).await;
+    rig.drained(events).await;
+    Outcome::of(&rig, users).await
+}
+
 /// Everything a stream produces in [`DOMAIN`]/[`CHANNEL`], in a comparable form.
 #[derive(Debug, PartialEq)]
 pub struct Outcome {

@@ -19,16 +19,7 @@ async fn kill_9_at_random_with_3_replicas_each_gives_the_undisturbed_numbers() {
     let config = "[ingest]\ndependency_wait_ms = 600000\n";
 
     // Reference: one undisturbed replica of each.
-    let reference = {
-        let rig = Rig::new("chaos-ref", config);
-        let mut procs = Vec::new();
-        for f in INGEST {
-            procs.push(rig.start(f).await);
-        }
-        publish_durably(&rig.nats, &events).await;
-        rig.drained(&events).await;
-        Outcome::of(&rig, USERS).await
-    };
+    let reference = undisturbed("chaos-ref", config, &events, USERS).await;
     assert!(reference.kudos.len() > 10 && reference.activity.iter().any(|(_, a)| a.is_some()), "a meaningful stream");
 
     // Chaos: 3 replicas each, one killed -9 and restarted every ~0.7 s for a while.

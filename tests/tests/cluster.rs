@@ -72,16 +72,7 @@ async fn killing_the_node_that_leads_the_stream_loses_and_doubles_nothing() {
     let config = "[ingest]\ndependency_wait_ms = 600000\nstream_replicas = 3\n";
 
     // Reference: one undisturbed server.
-    let reference = {
-        let rig = Rig::new("cluster-ref", "[ingest]\ndependency_wait_ms = 600000\n");
-        let mut procs = Vec::new();
-        for f in INGEST {
-            procs.push(rig.start(f).await);
-        }
-        publish_durably(&rig.nats, &events).await;
-        rig.drained(&events).await;
-        Outcome::of(&rig, USERS).await
-    };
+    let reference = undisturbed("cluster-ref", "[ingest]\ndependency_wait_ms = 600000\n", &events, USERS).await;
 
     let mut nodes = cluster();
     let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();

@@ -448,18 +448,8 @@ async fn the_command_and_seed_subjects_get_exactly_one_reply_in_one_hop_with_two
     .take(20)
     .enumerate()
     {
-        let inbox = c.new_inbox();
-        let mut replies = c.subscribe(inbox.clone()).await.unwrap();
-        c.publish_with_reply("kryten.userstats.command", inbox, body.to_string().into()).await.unwrap();
-        c.flush().await.unwrap();
-        let mut n = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, replies.next()).await {
-            n += 1;
-        }
+        let n = replies(&c, "kryten.userstats.command", &body.to_string()).await;
         assert_eq!(n, 1, "request {i} {body}: {n} replies");
-        let mut replies = c.subscribe(c.new_inbox()).await.unwrap();
-        let _ = replies.unsubscribe().await;
     }
     // The seed subjects too, a body that is not JSON included.
     let seed = "cytube.query.userstats.cytu.be";
@@ -470,15 +460,7 @@ async fn the_command_and_seed_subjects_get_exactly_one_reply_in_one_hop_with_two
         (format!("{seed}.user.stats"), "{not json"),
         (format!("{seed}.alias.list"), ""),
     ] {
-        let inbox = c.new_inbox();
-        let mut replies = c.subscribe(inbox.clone()).await.unwrap();
-        c.publish_with_reply(subject.clone(), inbox, body.to_string().into()).await.unwrap();
-        c.flush().await.unwrap();
-        let mut n = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, replies.next()).await {
-            n += 1;
-        }
+        let n = replies(&c, &subject, body).await;
         assert_eq!(n, 1, "{subject} {body}: {n} replies");
     }
     // One hop: the owner answered those itself; no micro endpoint was asked on the way.
@@ -491,4 +473,18 @@ async fn the_command_and_seed_subjects_get_exactly_one_reply_in_one_hop_with_two
     assert_eq!(forwarded, 0, "no request went through a micro endpoint: {stats:?}");
     let routed: u64 = stats.iter().filter_map(|r| r["endpoints"][0]["data"]["routed"].as_u64()).sum();
     assert_eq!(routed, 25, "each request answered once, by one replica: {stats:?}");
+}
+
+/// How many replies one request on `subject` gets within half a second.
+async fn replies(c: &async_nats::Client, subject: &str, body: &str) -> usize {
+    let inbox = c.new_inbox();
+    let mut replies = c.subscribe(inbox.clone()).await.unwrap();
+    c.publish_with_reply(subject.to_string(), inbox, body.to_string().into()).await.unwrap();
+    c.flush().await.unwrap();
+    let mut n = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        n += 1;
+    }
+    n
 }

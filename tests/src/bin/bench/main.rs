@@ -30,7 +30,7 @@
 //! With `--compare-python`, right after scenario 1: the previous Python service
 //! (kryten-userstats 0.7.1) fed the first 2,000 (`--quick`) or 10,000 events of the same chat
 //! stream, its end-to-end rate and the ratio Rust/Python of this run (`python.rs`; the venv's
-//! python in `$KRYTEN_BENCH_PYTHON`, set by scripts/bench from scripts/python-reference).
+//! python in `$KRYTEN_PYTHON_REFERENCE`, set by scripts/bench from scripts/python-reference).
 //!
 //! usage: bench [--quick] [--events N] [--users N] [--messages N] [--load-seconds N]
 //!              [--compare-python [--python-events N]]

@@ -6,7 +6,7 @@
 //! service started as `<venv python> -m userstats --config cfg.json` (what its console script
 //! `kryten-userstats` does) with a JSON config naming that server, the channel, a temp SQLite
 //! file and a free metrics port. The venv comes from `scripts/python-reference`, whose python
-//! `scripts/bench` passes in `$KRYTEN_BENCH_PYTHON` (else `.tools/py-userstats/bin/python`).
+//! `scripts/bench` passes in `$KRYTEN_PYTHON_REFERENCE` (else `.tools/py-userstats/bin/python`).
 //!
 //! What the service does (read from its source): kryten-py subscribes with core NATS to
 //! `kryten.events.cytube.<channel lowercased, dots removed>.>` and handles one message at a
@@ -25,16 +25,13 @@
 //! the note counts any `slow consumer` error in the service's log.
 
 use super::{mib, rss_kib, Summary, CHANNEL, T0};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use userstats_tests::python_reference::PythonService;
 use userstats_tests::traffic::{Mix, Traffic};
-use userstats_tests::{free_port, workspace, NatsServer, TempDir};
+use userstats_tests::{free_port, NatsServer, TempDir};
 
-/// Set by scripts/bench to the venv's python (or the `kryten-userstats` entry point).
-pub const PYTHON_ENV: &str = "KRYTEN_BENCH_PYTHON";
 const LABEL: &str = "chat ingest, Python kryten-userstats 0.7.1";
 
 /// How much of the stream the Python service gets, and for how long it may count.
@@ -120,63 +117,6 @@ pub async fn compare(s: &mut Summary, plan: &Plan, rust_rate: f64) {
 }
 
 /// The venv's python (run with `-m userstats`) or the entry point itself.
-fn service_command() -> Result<Command> {
-    let path = match std::env::var_os(PYTHON_ENV) {
-        Some(p) => PathBuf::from(p),
-        None => workspace().join(".tools/py-userstats/bin/python"),
-    };
-    if !path.exists() {
-        bail!("{} not found: run scripts/python-reference (or set {PYTHON_ENV})", path.display());
-    }
-    let entry_point = path.file_name().is_some_and(|n| n == "kryten-userstats");
-    let mut cmd = Command::new(&path);
-    if !entry_point {
-        cmd.args(["-m", "userstats"]);
-    }
-    Ok(cmd)
-}
-
-/// The service as a child process: SIGTERM (it shuts down cleanly), then kill, when dropped.
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The last lines of its log, for an error message.
-    fn log_tail(&self) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    fn check_alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the Python service exited ({status}); its log ends:\n{}", self.log_tail());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What the service has counted: the sum of its per-user message counts (None while busy).
 async fn messages_counted(conn: &libsql::Connection) -> Option<u64> {
     let mut rows = conn.query("SELECT COALESCE(SUM(message_count), 0) FROM message_counts", ()).await.ok()?;
@@ -185,53 +125,14 @@ async fn messages_counted(conn: &libsql::Connection) -> Option<u64> {
 }
 
 async fn run(plan: &Plan) -> Result<Outcome> {
-    let mut cmd = service_command()?;
     let nats = NatsServer::start();
     let dir = TempDir::new("bench-python");
     let db = dir.file("userstats.db");
-    let config = dir.file("config.json");
-    let config_json = json!({
-        "nats": {"servers": [nats.url()]},
-        "channels": [{"domain": "cytu.be", "channel": CHANNEL}],
-        "service": {"name": "userstats"},
-        "database": {"path": db},
-        "metrics": {"port": free_port()},
-    });
-    std::fs::write(&config, config_json.to_string()).context("write the Python service's config")?;
-
-    let log = dir.path().join("kryten-userstats.log");
-    let out = std::fs::File::create(&log).context("log file")?;
-    let err = out.try_clone().context("log file")?;
     let t_start = Instant::now();
-    let child = cmd
-        .args(["--config", &config, "--log-level", "INFO"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .context("start the Python service")?;
-    let mut service = Service { child, log };
-
-    // Ready when it answers on its command subject (subscribed after the event subjects).
-    let client = nats.client().await;
-    let ping = json!({"service": "userstats", "command": "system.ping"}).to_string();
-    loop {
-        service.check_alive()?;
-        let answer = tokio::time::timeout(
-            Duration::from_millis(500),
-            client.request("kryten.userstats.command", ping.clone().into()),
-        )
-        .await;
-        if matches!(answer, Ok(Ok(_))) {
-            break;
-        }
-        if t_start.elapsed() > Duration::from_secs(30) {
-            bail!("the Python service did not answer system.ping within 30 s; its log ends:\n{}", service.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let extra = json!({"metrics": {"port": free_port()}});
+    let mut service = PythonService::start(&dir, &nats.url(), CHANNEL, &db, extra).await?;
     let ready_seconds = t_start.elapsed().as_secs_f64();
+    let client = nats.client().await;
 
     // Its database, read beside it (WAL: reading does not block its writes).
     let database = libsql::Builder::new_local(&db).build().await.context("open the Python service's database")?;
@@ -257,7 +158,7 @@ async fn run(plan: &Plan) -> Result<Outcome> {
             last = n;
         }
         let elapsed = t.elapsed();
-        peak_rss_kib = peak_rss_kib.max(rss_kib(service.child.id()));
+        peak_rss_kib = peak_rss_kib.max(service.pid().map(rss_kib).unwrap_or(0));
         if last >= published {
             break (elapsed.as_secs_f64(), true);
         }
