@@ -209,12 +209,7 @@ async fn check_channel(c: &async_nats::Client, port: u16) {
     );
     assert_eq!(cells(&table(&html, "kudos-table"), 1, 2), pairs(&kudos, "username"));
     assert_eq!(cells(&table(&html, "emotes-table"), 1, 2), pairs(&emotes, "emote"));
-    let by_hour: Vec<(String, i64)> = hours
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (format!("{:02}:00", h["hour"].as_u64().unwrap()), h["messages"].as_i64().unwrap()))
-        .collect();
+    let by_hour = hour_rows(&hours);
     assert_eq!(cells(&table(&html, "hours-chart-table"), 0, 1), by_hour);
     let per_day: Vec<(String, i64)> = daily
         .as_array()
@@ -259,12 +254,7 @@ async fn check_user(c: &async_nats::Client, port: u16, name: &str) {
     assert_eq!(cells(&table(&html, "kudos-table"), 0, 1), kudos);
     assert_eq!(cells(&table(&html, "emotes-table"), 0, 1), pairs(&stats["emotes"], "emote"));
     assert_eq!(cells(&table(&html, "messages-table"), 0, 1), pairs(&stats["all_messages"], "channel"));
-    let by_hour: Vec<(String, i64)> = hours
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (format!("{:02}:00", h["hour"].as_u64().unwrap()), h["messages"].as_i64().unwrap()))
-        .collect();
+    let by_hour = hour_rows(&hours);
     assert_eq!(cells(&table(&html, "user-hours-chart-table"), 0, 1), by_hour);
 }
 
@@ -490,4 +480,14 @@ async fn unavailable_queries_and_the_request_bound_give_503() {
     let first = tokio::task::spawn_blocking(move || first.join().unwrap()).await.unwrap();
     assert_eq!(first.status, 503, "no answer from the query API within its timeout");
     assert_eq!(get(port, "/style.css").status, 200, "the slot is free again");
+}
+
+/// An hours-of-day answer as the (label, messages) rows its chart's table shows.
+fn hour_rows(hours: &Value) -> Vec<(String, i64)> {
+    hours
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (format!("{:02}:00", h["hour"].as_u64().unwrap()), h["messages"].as_i64().unwrap()))
+        .collect()
 }
