@@ -5,8 +5,6 @@
 //! ([`EXPECTED_FUNCTIONS`]) has at least one replica answering `$SRV.*`. Other functions
 //! (bootstrap-kv, metrics, web) are listed when running but are optional.
 
-use crate::harness::service::scatter;
-use crate::store::Store;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,12 +34,6 @@ impl Health {
             }
         }
         Health { database_connected, nats_connected, replicas }
-    }
-
-    /// Asks the fleet and the database now.
-    pub async fn check(store: &Store, client: &async_nats::Client) -> Health {
-        let replies = scatter(client, "$SRV.PING", SCATTER_WINDOW).await;
-        Health::from_replies(store.ping().await, nats_connected(client), &replies)
     }
 
     pub fn healthy(&self) -> bool {

@@ -56,6 +56,7 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
         started: Instant::now(),
         stats: Default::default(),
         version: function.version,
+        fleet: Default::default(),
     });
     let stats_q = q.clone();
     let service = super::service::register_with(&client, function, move || stats_q.stats.to_json()).await?;
@@ -76,6 +77,15 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
     let mut seed =
         client.queue_subscribe(format!("{}.>", api::SEED_PREFIX), api::queue(api::SEED_QUEUE, owner)).await?;
     let mut commands = client.queue_subscribe(api::COMMAND_SUBJECT, api::queue(api::COMMAND_QUEUE, owner)).await?;
+    // Registered and answering: the fleet (this replica included) is asked once a second,
+    // rather than in every request that shows its health.
+    let fleet_q = q.clone();
+    let fleet_task = tokio::spawn(async move {
+        loop {
+            fleet_q.fleet.refresh(&fleet_q.client).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
     tracing::info!(service = %function.service_name(), "answering queries");
     loop {
         tokio::select! {
@@ -86,6 +96,7 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
     }
     let _ = seed.unsubscribe().await;
     let _ = commands.unsubscribe().await;
+    fleet_task.abort();
     let _ = service.stop().await;
     lifecycle.stop().await;
     tracing::info!("stopped");

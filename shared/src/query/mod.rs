@@ -55,9 +55,39 @@ impl QueryStats {
     }
 }
 
+/// The fleet as the last `$SRV.PING` scatter found it: asking takes a fixed window
+/// (`health::SCATTER_WINDOW`), far too long to wait for in every `system.health` or
+/// `channel.all_stats`, so a query function refreshes it in the background once a second
+/// ([`Fleet::refresh`]) and commands read the latest.
+#[derive(Default)]
+pub struct Fleet {
+    replies: std::sync::RwLock<Option<Vec<Value>>>,
+}
+
+impl Fleet {
+    /// Asks the fleet now and keeps the answer.
+    pub async fn refresh(&self, client: &async_nats::Client) {
+        let replies = crate::harness::service::scatter(client, "$SRV.PING", crate::health::SCATTER_WINDOW).await;
+        if let Ok(mut r) = self.replies.write() {
+            *r = Some(replies);
+        }
+    }
+
+    /// The latest `$SRV.PING` replies (asked now if never asked yet).
+    pub async fn replies(&self, client: &async_nats::Client) -> Vec<Value> {
+        if let Some(r) = self.replies.read().ok().and_then(|r| r.clone()) {
+            return r;
+        }
+        self.refresh(client).await;
+        self.replies.read().ok().and_then(|r| r.clone()).unwrap_or_default()
+    }
+}
+
 /// What the commands read from.
 pub struct Ctx {
     pub config: Config,
+    /// The fleet's `$SRV.PING` replies, refreshed in the background.
+    pub fleet: Fleet,
     /// A few connections to the database (see [`Ctx::store`]); each command holds one for
     /// its few short statements.
     pub stores: Vec<Mutex<Store>>,

@@ -23,8 +23,9 @@ pub async fn ping(ctx: &Ctx) -> Result<Value, ApiError> {
 
 /// The same answer as the metrics function's `/health` (see [`crate::health`]).
 pub async fn health(ctx: &Ctx) -> Result<Value, ApiError> {
-    let store = ctx.store().await;
-    let health = crate::health::Health::check(&store, &ctx.client).await;
+    let database = ctx.store().await.ping().await;
+    let replies = ctx.fleet.replies(&ctx.client).await;
+    let health = crate::health::Health::from_replies(database, crate::health::nats_connected(&ctx.client), &replies);
     Ok(health.to_json(ctx.uptime_seconds()))
 }
 
