@@ -57,6 +57,7 @@ pub async fn serve(ctx: Context, owner: Owner) -> Result<()> {
         stats: Default::default(),
         version: function.version,
         fleet: Default::default(),
+        answers: Default::default(),
     });
     let stats_q = q.clone();
     let service = super::service::register_with(&client, function, move || stats_q.stats.to_json()).await?;

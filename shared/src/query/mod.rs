@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::store::Store;
 use futures::future::BoxFuture;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use tokio::sync::{Mutex, MutexGuard};
@@ -88,6 +89,8 @@ pub struct Ctx {
     pub config: Config,
     /// The fleet's `$SRV.PING` replies, refreshed in the background.
     pub fleet: Fleet,
+    /// Recent answers shared by every asker.
+    pub answers: Answers,
     /// A few connections to the database (see [`Ctx::store`]); each command holds one for
     /// its few short statements.
     pub stores: Vec<Mutex<Store>>,
@@ -222,6 +225,14 @@ pub const COMMANDS: &[Command] = &[
     cmd("timeseries.daily", Leaderboard, false, |c, p| Box::pin(site::daily(c, p))),
 ];
 
+impl Command {
+    /// True when every asker gets the same answer from the same data: the read-only
+    /// commands of query-leaderboard but `system.*` (live health and counters).
+    pub fn shared_answer(&self) -> bool {
+        self.owner == Leaderboard && !self.admin && !self.name.starts_with("system.")
+    }
+}
+
 /// The command of that name.
 pub fn lookup(name: &str) -> Option<&'static Command> {
     COMMANDS.iter().find(|c| c.name == name)
@@ -237,7 +248,52 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
             "Admin commands are disabled (admin_commands = false): {command} refused"
         )));
     }
-    (spec.run)(ctx, p).await
+    if !spec.shared_answer() {
+        return (spec.run)(ctx, p).await;
+    }
+    // The same answer for every asker until the data changes (see `Answers`).
+    let version = ctx.store().await.counter_sum("batches").await?;
+    let key = format!("{command} {}", Value::Object(p.0.clone()));
+    if let Some(hit) = ctx.answers.get(&key, version) {
+        return Ok(hit);
+    }
+    let answer = (spec.run)(ctx, p).await?;
+    ctx.answers.put(key, version, answer.clone());
+    Ok(answer)
+}
+
+/// Recent answers of the commands whose answer is the same for every asker (leaderboards,
+/// channel pages, `channel.all_stats`): many clients ask them at once, and a dashboard asks
+/// the same thing again and again. An answer is reused only while no ingest batch has
+/// committed since (the `batches` counters: the data's version) and for at most
+/// [`ANSWER_TTL`], so it is never staler than that.
+#[derive(Default)]
+pub struct Answers {
+    entries: std::sync::Mutex<HashMap<String, (i64, Instant, Value)>>,
+}
+
+/// The longest an answer is reused, even when no batch committed (snapshots, imports).
+pub const ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most answers kept; past it the oldest are dropped.
+const ANSWERS_MAX: usize = 512;
+
+impl Answers {
+    pub fn get(&self, key: &str, version: i64) -> Option<Value> {
+        let entries = self.entries.lock().ok()?;
+        let (v, at, answer) = entries.get(key)?;
+        (*v == version && at.elapsed() < ANSWER_TTL).then(|| answer.clone())
+    }
+
+    pub fn put(&self, key: String, version: i64, answer: Value) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= ANSWERS_MAX {
+                entries.retain(|_, (v, at, _)| *v == version && at.elapsed() < ANSWER_TTL);
+            }
+            if entries.len() < ANSWERS_MAX {
+                entries.insert(key, (version, Instant::now(), answer));
+            }
+        }
+    }
 }
 
 /// Answers a request body for a command: the envelope and, on failure, the error.
@@ -270,4 +326,29 @@ pub fn counted(rows: Vec<(String, i64)>, name_field: &str) -> Value {
 /// Whole seconds, rounded down, from milliseconds.
 pub fn seconds(ms: i64) -> i64 {
     ms.max(0) / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_shared_answer_lasts_while_the_data_does_and_at_most_a_second() {
+        let answers = Answers::default();
+        answers.put("leaderboard.kudos {}".into(), 7, json!({"leaderboard": [1]}));
+        assert_eq!(answers.get("leaderboard.kudos {}", 7), Some(json!({"leaderboard": [1]})));
+        assert_eq!(answers.get("leaderboard.kudos {}", 8), None, "a batch committed since");
+        assert_eq!(answers.get("leaderboard.kudos {\"limit\":5}", 7), None, "other parameters");
+        std::thread::sleep(ANSWER_TTL);
+        assert_eq!(answers.get("leaderboard.kudos {}", 7), None, "older than the TTL");
+    }
+
+    #[test]
+    fn only_read_only_answers_the_same_for_everyone_are_shared() {
+        let shared: Vec<&str> = COMMANDS.iter().filter(|c| c.shared_answer()).map(|c| c.name).collect();
+        assert!(shared.contains(&"channel.all_stats") && shared.contains(&"leaderboard.kudos"));
+        assert!(!shared.iter().any(|n| n.starts_with("user.") || n.starts_with("alias.") || n.starts_with("system.")));
+        assert!(!shared.iter().any(|n| n.starts_with("kudos.phrases")));
+    }
 }
