@@ -20,6 +20,7 @@
 //! subscription per subject, same batching and idempotency, no durability.
 
 use super::batch::{Backoff, Outcome};
+use super::fetch::{gather_earlier, next_batch};
 use super::lease::{Lease, Takeover, LEASE_TTL_MS};
 use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
@@ -235,51 +236,6 @@ async fn settle(turn: &mut Takeover, consumer: &PullConsumer) -> bool {
     turn.may_fetch(in_flight, Instant::now())
 }
 
-/// Makes sure no earlier event is out while a batch is applied. A pull request this replica
-/// gave up on (its client-side deadline passed on a loaded machine, or the pull ended with
-/// an error) may still have had events delivered into it: they are pending at the server,
-/// seen by nobody, and come back only after `ack_wait` — while later events, fetched
-/// meanwhile, would be applied first (presence sessions depend on the order). So when the
-/// consumer has more events pending than this replica holds, it keeps what it holds alive,
-/// fetches the missing ones as they come back, and applies everything in stream order.
-async fn gather_earlier(
-    ctx: &Context,
-    consumer: &PullConsumer,
-    mut held: Vec<jetstream::Message>,
-    batch_max: usize,
-) -> Vec<jetstream::Message> {
-    let deadline = Instant::now() + Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 2);
-    let mut checks = 0u32;
-    let mut kept_alive = Instant::now();
-    loop {
-        let pending = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
-        if pending <= held.len() || Instant::now() > deadline || ctx.shutdown.is_set() {
-            break;
-        }
-        checks += 1;
-        if checks <= 3 {
-            // Usually the acks of the previous batch, not processed yet: look again.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        }
-        if checks == 4 {
-            ctx.stats.add_extra("gathered_out_of_order", 1);
-            tracing::debug!(pending, held = held.len(), "earlier events are out; fetching them before applying");
-        }
-        if kept_alive.elapsed() > Duration::from_secs(1) {
-            for m in &held {
-                let _ = m.ack_with(AckKind::Progress).await;
-            }
-            kept_alive = Instant::now();
-        }
-        fetch_into(consumer, batch_max, Some(Duration::from_millis(200)), &mut held).await;
-    }
-    let seq = |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).unwrap_or(0);
-    held.sort_by_key(seq);
-    held.dedup_by_key(|m| seq(m));
-    held
-}
-
 /// Parses a fetched batch, waits for the dependencies, applies it (retrying, fenced by the
 /// lease). `Err(LostLease)` when another replica holds the lease now.
 async fn apply<H: Handler>(
@@ -325,54 +281,6 @@ async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
 async fn hand_back(messages: &[jetstream::Message]) {
     for m in messages {
         let _ = m.ack_with(AckKind::Nak(None)).await;
-    }
-}
-
-/// Up to `max` messages: what is available now, else the first to arrive within `wait`
-/// plus whatever came with it.
-async fn next_batch(consumer: &PullConsumer, max: usize, wait: Duration) -> Vec<jetstream::Message> {
-    let mut out = Vec::new();
-    fetch_into(consumer, max, None, &mut out).await;
-    if out.is_empty() {
-        fetch_into(consumer, 1, Some(wait), &mut out).await;
-        if !out.is_empty() && max > 1 {
-            fetch_into(consumer, max - 1, None, &mut out).await;
-        }
-    }
-    out
-}
-
-/// One pull request. Bounded by a client-side deadline too: a pull request the server lost
-/// (it restarted while we waited) would otherwise never end.
-async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
-    let deadline = wait.unwrap_or(Duration::ZERO) + Duration::from_secs(2);
-    let pull = async {
-        let batch = match wait {
-            None => consumer.fetch().max_messages(max).messages().await,
-            Some(w) => consumer.batch().max_messages(max).expires(w).messages().await,
-        };
-        match batch {
-            Ok(mut messages) => {
-                while let Some(m) = messages.next().await {
-                    match m {
-                        Ok(m) => out.push(m),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "fetch ended");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch from the stream (NATS down?); retrying");
-                if wait.is_some() {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
-    };
-    if tokio::time::timeout(deadline, pull).await.is_err() {
-        tracing::debug!("pull request unanswered (server restarted?); asking again");
     }
 }
 

@@ -13,6 +13,7 @@
 //!   commit, idempotent by event id.
 
 pub mod batch;
+mod fetch;
 pub mod ingest;
 pub mod lease;
 pub mod lifecycle;
