@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `import-v0` brings the history of the previous Python service (kryten-userstats 0.7.1)
-//! along: see `import_v0.rs` for every conversion and deploy/OPERATIONS.md for the switch.
+//! along: see `import_v0/mod.rs` for every conversion and deploy/OPERATIONS.md for the switch.
 
 mod import_v0;
 
