@@ -10,7 +10,9 @@
 
 use crate::detect::{self, EmoteSet};
 use crate::harness::ingest::{Handler, Report};
-use crate::store::{Counts, EmoteInterval, HourCount, NamedCount, SeenChannels, SeenUsers, Tx};
+use crate::store::{
+    playing_at, Counts, EmoteInterval, HourCount, HourDelta, NamedCount, SeenChannels, SeenUsers, Tx, Vote,
+};
 use crate::wire::{self, Event, Parsed};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -54,7 +56,6 @@ impl ChannelEmotes {
     }
 }
 
-/// Everything one batch changes, folded by key.
 /// One hour of a channel, as a batch adds to it.
 #[derive(Default)]
 struct Hour {
@@ -62,6 +63,30 @@ struct Hour {
     kudos: i64,
 }
 
+/// A kudos the batch itself could not vouch for (its target was not seen earlier in the
+/// batch): decided once every such target's first sight has been read, in one statement.
+/// The database holds only earlier batches while a batch is folded, so reading it after
+/// the loop gives what reading it at the message would have.
+struct PendingKudos {
+    domain: String,
+    channel: String,
+    key: String,
+    at_ms: i64,
+    /// The trigger phrase, for phrase kudos; None for `name++`.
+    phrase: Option<String>,
+}
+
+/// A movie vote, placed on the media playing at its time once the batch's stretch of the
+/// media log has been read (ingest-media's rows, final before this batch: chat waits for it).
+struct PendingVote {
+    domain: String,
+    channel: String,
+    key: String,
+    vote: i64,
+    at_ms: i64,
+}
+
+/// Everything one batch changes, folded by key.
 #[derive(Default)]
 struct Fold {
     users: SeenUsers,
@@ -71,9 +96,10 @@ struct Fold {
     hourly: HashMap<(String, String, i64), Hour>,
     /// (domain, channel, user, hour of day UTC) → messages (the stats site's user card).
     user_hours: HashMap<(String, String, String, i64), i64>,
-    pms: HashMap<(String, String), i64>,
     channels: SeenChannels,
     totals: HashMap<(String, &'static str), i64>,
+    pending_kudos: Vec<PendingKudos>,
+    votes: Vec<PendingVote>,
 }
 
 impl Fold {
@@ -88,6 +114,33 @@ impl Fold {
     fn hourly(&mut self, domain: &str, channel: &str, at_ms: i64) -> &mut Hour {
         let hour = at_ms - at_ms.rem_euclid(HOUR_MS);
         self.hourly.entry((domain.to_string(), channel.to_string(), hour)).or_default()
+    }
+
+    /// One kudos to `key` (a `name++`, or a trigger phrase) in a channel at `at_ms`.
+    fn credit(&mut self, domain: &str, channel: &str, key: &str, at_ms: i64, phrase: Option<String>) {
+        self.hourly(domain, channel, at_ms).kudos += 1;
+        match phrase {
+            None => {
+                self.counts(domain, channel, key).kudos_plusplus += 1;
+                self.total(domain, "total_kudos_plusplus", 1);
+            }
+            Some(phrase) => {
+                self.counts(domain, channel, key).kudos_phrases += 1;
+                *self.phrases.entry((domain.into(), channel.into(), key.into(), phrase)).or_default() += 1;
+                self.total(domain, "total_kudos_phrases", 1);
+            }
+        }
+    }
+
+    /// A kudos to `key` at `at_ms`: credited now when the batch saw the target at or before
+    /// then, otherwise decided by [`ChatHandler::settle_kudos`].
+    fn kudos(&mut self, domain: &str, channel: &str, key: String, at_ms: i64, phrase: Option<String>) {
+        if self.users.get(domain, &key).is_some_and(|u| u.first_ms <= at_ms) {
+            self.credit(domain, channel, &key, at_ms, phrase);
+        } else {
+            let (domain, channel) = (domain.to_string(), channel.to_string());
+            self.pending_kudos.push(PendingKudos { domain, channel, key, at_ms, phrase });
+        }
     }
 }
 
@@ -134,32 +187,67 @@ impl ChatHandler {
         Ok(&self.emotes[&key])
     }
 
-    /// Alias resolution → ignored/self check → must be known at `at_ms`. Returns the key.
-    async fn kudos_target(
-        &self,
-        tx: &mut Tx,
-        fold: &Fold,
-        domain: &str,
-        name: &str,
-        sender: &str,
-        at_ms: i64,
-    ) -> Result<Option<String>> {
+    /// Alias resolution → ignored/self check. Returns the key of a user who may be credited
+    /// (if known at the message's time: [`Fold::kudos`]).
+    fn kudos_target(&self, name: &str, sender: &str) -> Option<String> {
         let mut key = name.to_lowercase();
         if let Some(user) = self.aliases.get(&key) {
             key = user.clone();
         }
-        if key == sender || self.ignored.contains(&key) {
-            return Ok(None);
+        (key != sender && !self.ignored.contains(&key)).then_some(key)
+    }
+
+    /// Decides the kudos whose targets the batch did not vouch for, from the targets' first
+    /// sights in the database (one statement per domain).
+    async fn settle_kudos(tx: &mut Tx, fold: &mut Fold) -> Result<()> {
+        let pending = std::mem::take(&mut fold.pending_kudos);
+        let mut keys: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for k in &pending {
+            keys.entry(k.domain.as_str()).or_default().insert(k.key.as_str());
         }
-        if let Some(u) = fold.users.get(domain, &key) {
-            if u.first_ms <= at_ms {
-                return Ok(Some(key));
+        let mut first_seen: HashMap<(String, String), i64> = HashMap::new();
+        for (domain, keys) in keys {
+            let keys: Vec<&str> = keys.into_iter().collect();
+            for (key, first) in tx.users_first_seen(domain, &keys).await? {
+                first_seen.insert((domain.to_string(), key), first);
             }
         }
-        Ok(match tx.user_first_seen(domain, &key).await? {
-            Some(first) if first <= at_ms => Some(key),
-            _ => None,
-        })
+        for k in pending {
+            if first_seen.get(&(k.domain.clone(), k.key.clone())).is_some_and(|first| *first <= k.at_ms) {
+                fold.credit(&k.domain, &k.channel, &k.key, k.at_ms, k.phrase);
+            }
+        }
+        Ok(())
+    }
+
+    /// Places the batch's votes on the media playing at their times: one read of the media
+    /// log per channel, one write for all votes.
+    async fn settle_votes(tx: &mut Tx, votes: &[PendingVote]) -> Result<()> {
+        let mut spans: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+        for v in votes {
+            let span = spans.entry((&v.domain, &v.channel)).or_insert((v.at_ms, v.at_ms));
+            *span = (span.0.min(v.at_ms), span.1.max(v.at_ms));
+        }
+        let mut logs = HashMap::new();
+        for ((d, c), (from, to)) in spans {
+            logs.insert((d, c), tx.media_played(d, c, from, to).await?);
+        }
+        let placed: Vec<Vote> = votes
+            .iter()
+            .filter_map(|v| {
+                let played = playing_at(&logs[&(v.domain.as_str(), v.channel.as_str())], v.at_ms)?;
+                Some(Vote {
+                    domain: &v.domain,
+                    channel: &v.channel,
+                    media_type: &played.media_type,
+                    media_id: &played.media_id,
+                    key: &v.key,
+                    vote: v.vote,
+                    at_ms: v.at_ms,
+                })
+            })
+            .collect();
+        tx.add_votes(&placed).await
     }
 
     async fn chat(
@@ -186,24 +274,20 @@ impl ChatHandler {
         }
         let text = wire::decode_html_entities(msg);
 
+        // One kudos per target per message and kind, whatever the number of mentions.
         let mut credited: HashSet<String> = HashSet::new();
         for name in detect::plusplus_targets(&text) {
-            if let Some(key) = self.kudos_target(tx, fold, d, &name, &sender, t).await? {
+            if let Some(key) = self.kudos_target(&name, &sender) {
                 if credited.insert(key.clone()) {
-                    fold.counts(d, c, &key).kudos_plusplus += 1;
-                    fold.hourly(d, c, t).kudos += 1;
-                    fold.total(d, "total_kudos_plusplus", 1);
+                    fold.kudos(d, c, key, t, None);
                 }
             }
         }
         let mut thanked: HashSet<String> = HashSet::new();
         for hit in detect::phrase_kudos(&text, &self.phrases) {
-            if let Some(key) = self.kudos_target(tx, fold, d, &hit.target, &sender, t).await? {
+            if let Some(key) = self.kudos_target(&hit.target, &sender) {
                 if thanked.insert(key.clone()) {
-                    fold.counts(d, c, &key).kudos_phrases += 1;
-                    *fold.phrases.entry((d.into(), c.into(), key, hit.phrase)).or_default() += 1;
-                    fold.hourly(d, c, t).kudos += 1;
-                    fold.total(d, "total_kudos_phrases", 1);
+                    fold.kudos(d, c, key, t, Some(hit.phrase));
                 }
             }
         }
@@ -223,47 +307,57 @@ impl ChatHandler {
         }
 
         if let Some(vote) = detect::movie_vote(&text) {
-            if let Some((media_type, media_id)) = tx.media_at(d, c, t).await? {
-                tx.vote(d, c, &media_type, &media_id, &sender, vote as i64, t).await?;
-            }
+            fold.votes.push(PendingVote {
+                domain: d.into(),
+                channel: c.into(),
+                key: sender,
+                vote: vote as i64,
+                at_ms: t,
+            });
         }
         Ok(())
     }
 
-    async fn write(tx: &mut Tx, fold: Fold) -> Result<()> {
+    /// Writes a batch's fold: one multi-row statement per table (a round trip each on a
+    /// server), whatever the number of events.
+    async fn write(tx: &mut Tx, mut fold: Fold) -> Result<()> {
+        Self::settle_kudos(tx, &mut fold).await?;
+        Self::settle_votes(tx, &fold.votes).await?;
         fold.channels.write(tx).await?;
-        // One multi-row statement per table (a round trip each on a server).
         let new_users = fold.users.write(tx).await?;
         let counts: Vec<_> =
             fold.counts.iter().map(|((d, c, key), n)| ((d.as_str(), c.as_str(), key.as_str()), *n)).collect();
         tx.add_counts(&counts).await?;
         tx.add_phrase_kudos(&named(&fold.phrases)).await?;
         tx.add_emote_uses(&named(&fold.emotes)).await?;
-        let mut per_channel: HashMap<(&str, &str), i64> = HashMap::new();
-        for ((d, c, hour), Hour { messages, kudos }) in &fold.hourly {
-            tx.add_hourly(d, c, *hour, *messages, *kudos).await?;
-            *per_channel.entry((d, c)).or_default() += messages;
-        }
-        let hours: Vec<HourCount> = fold
+        let hours: Vec<HourDelta> = fold
+            .hourly
+            .iter()
+            .map(|((domain, channel, hour_ms), h)| HourDelta {
+                domain,
+                channel,
+                hour_ms: *hour_ms,
+                messages: h.messages,
+                kudos: h.kudos,
+            })
+            .collect();
+        tx.add_hourly(&hours).await?;
+        let user_hours: Vec<HourCount> = fold
             .user_hours
             .iter()
             .map(|((d, c, key, h), n)| ((d.as_str(), c.as_str(), key.as_str(), *h), *n))
             .collect();
-        tx.add_user_hours(&hours).await?;
+        tx.add_user_hours(&user_hours).await?;
         // Kept forever (hourly buckets are pruned by retention): the metrics' channel figure.
-        for ((d, c), n) in per_channel {
-            tx.add_total(d, &channel_messages_total(c), n).await?;
+        let mut per_channel: HashMap<(&str, String), i64> = HashMap::new();
+        for h in &hours {
+            *per_channel.entry((h.domain, channel_messages_total(h.channel))).or_default() += h.messages;
         }
-        for ((d, key), n) in &fold.pms {
-            tx.add_pms(d, key, *n).await?;
-        }
-        for (d, n) in new_users {
-            tx.add_total(&d, "total_users", n).await?;
-        }
-        for ((d, name), n) in &fold.totals {
-            tx.add_total(d, name, *n).await?;
-        }
-        Ok(())
+        let mut totals: Vec<(&str, &str, i64)> =
+            per_channel.iter().map(|((d, name), n)| (*d, name.as_str(), *n)).collect();
+        totals.extend(new_users.iter().map(|(d, n)| (d.as_str(), "total_users", *n)));
+        totals.extend(fold.totals.iter().map(|((d, name), n)| (d.as_str(), *name, *n)));
+        tx.add_totals(&totals).await
     }
 }
 
@@ -306,9 +400,7 @@ impl Handler for ChatHandler {
             match chat {
                 Some((msg, shadow)) => self.chat(tx, &mut fold, p, username, msg, shadow).await?,
                 None => {
-                    let key = username.to_lowercase();
-                    fold.users.see(&p.domain, &key, username, p.time_ms);
-                    *fold.pms.entry((p.domain.clone(), key)).or_default() += 1;
+                    fold.users.pm(&p.domain, &username.to_lowercase(), username, p.time_ms);
                     fold.total(&p.domain, "total_pms", 1);
                 }
             }

@@ -447,6 +447,7 @@ impl Handler for PresenceHandler {
 pub(crate) mod tests {
     use super::*;
     use crate::media::MediaHandler;
+    use crate::store::HourDelta;
     use serde_json::{json, Value};
     use std::time::Duration;
 
@@ -678,7 +679,7 @@ pub(crate) mod tests {
         }
         tx.append_media(D, C, T0, "yt", "old", "Old").await.unwrap();
         tx.append_media(D, C, T0 + S, "yt", "last", "Last").await.unwrap();
-        tx.add_hourly(D, C, T0, 1, 0).await.unwrap();
+        tx.add_hourly(&[HourDelta { domain: D, channel: C, hour_ms: T0, messages: 1, kudos: 0 }]).await.unwrap();
         tx.commit().await.unwrap();
         let now = T0 + 366 * DAY_MS + 1500 * 300 * S;
         h.tick(&store, now).await.unwrap();

@@ -32,25 +32,21 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The durable counters of the batch (inside its transaction: all or nothing).
+    /// The durable counters of the batch (inside its transaction: all or nothing), in one
+    /// statement.
     pub async fn write(&self, tx: &mut Tx, function: &str) -> Result<()> {
-        let always = [
-            ("events_applied", self.applied),
-            ("duplicates", self.duplicates),
-            ("unknown_events", self.unknown),
-            ("ignored", self.ignored),
+        let rejected: Vec<(String, i64)> =
+            self.rejected.iter().map(|(reason, n)| (format!("rejected_{reason}"), *n as i64)).collect();
+        let mut counters: Vec<(&str, i64)> = vec![
+            ("events_applied", self.applied as i64),
+            ("duplicates", self.duplicates as i64),
+            ("unknown_events", self.unknown as i64),
+            ("ignored", self.ignored as i64),
             ("batches", 1),
         ];
-        for (name, n) in always {
-            tx.add_counter(function, name, n as i64).await?;
-        }
-        for (reason, n) in &self.rejected {
-            tx.add_counter(function, &format!("rejected_{reason}"), *n as i64).await?;
-        }
-        for (name, n) in &self.extra {
-            tx.add_counter(function, name, *n as i64).await?;
-        }
-        Ok(())
+        counters.extend(rejected.iter().map(|(name, n)| (name.as_str(), *n)));
+        counters.extend(self.extra.iter().map(|(name, n)| (*name, *n as i64)));
+        tx.add_counters(function, &counters).await
     }
 
     /// Adds the committed batch to the replica's work counters (status, `$SRV.STATS`).

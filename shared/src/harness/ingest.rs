@@ -264,11 +264,21 @@ async fn apply<H: Handler>(
     apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await
 }
 
-/// Acks a committed batch and records how many events wait behind it.
+/// Acks a committed batch and records how many events wait behind it. The last ack waits
+/// for the server's confirmation: the server takes acks in order, so once it has confirmed
+/// the last one it has counted them all, and the next batch's [`gather_earlier`] check
+/// sees the true number of events out instead of waiting for acks still in flight.
 async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
     let acking = Instant::now();
-    for m in messages {
-        if let Err(e) = m.ack().await {
+    let last = messages.len().saturating_sub(1);
+    for (i, m) in messages.iter().enumerate() {
+        let acked = if i == last {
+            // Unconfirmed within a second (a server restarting): sent all the same.
+            tokio::time::timeout(Duration::from_secs(1), m.double_ack()).await.unwrap_or(Ok(()))
+        } else {
+            m.ack().await
+        };
+        if let Err(e) = acked {
             tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
         }
     }

@@ -42,7 +42,7 @@ pub use reads::{UserRow, VoteRow};
 pub use rows::{ActivityRow, AliasChange, HourRow, Session, SnapshotRow, TitledVoteRow, WatermarkRow};
 pub use seen::{SeenChannels, SeenUser, SeenUsers};
 pub use site::{ChannelSummaryRow, ChatterRow, HourCount};
-pub use write::{Counts, EmoteInterval, NamedCount, UserSeen};
+pub use write::{playing_at, Counts, EmoteInterval, HourDelta, NamedCount, Played, UserSeen, Vote};
 
 /// A handle on the database: one connection, used by one task at a time. [`Store::another`]
 /// opens more connections to the same database (a pool of readers).
@@ -377,7 +377,9 @@ mod tests {
             let mut tx = s.write().await.unwrap();
             // Two channels of one user meet in the rollup row (channel '') within one statement.
             tx.add_counts(&[(("d", "a", "u"), one), (("d", "b", "u"), one)]).await.unwrap();
-            let users = [("d", "u", "U", 5, 9), ("d", "v", "V", 1, 1)];
+            let seen =
+                |key, display, first_ms, last_ms| UserSeen { domain: "d", key, display, first_ms, last_ms, pms: 0 };
+            let users = [seen("u", "U", 5, 9), seen("v", "V", 1, 1)];
             let new = tx.upsert_users(&users).await.unwrap();
             tx.commit().await.unwrap();
             assert_eq!(new.get("d").copied().unwrap_or(0), if round == 0 { 2 } else { 0 }, "new users");

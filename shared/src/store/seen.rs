@@ -14,6 +14,8 @@ pub struct SeenUser {
     pub display_ms: i64,
     pub first_ms: i64,
     pub last_ms: i64,
+    /// Private messages they sent in the batch.
+    pub pms: i64,
 }
 
 /// Users seen in a batch, by (domain, name key).
@@ -29,6 +31,7 @@ impl SeenUsers {
             display_ms: at_ms,
             first_ms: at_ms,
             last_ms: at_ms,
+            pms: 0,
         });
         if at_ms >= u.display_ms {
             u.display = display.to_string();
@@ -38,17 +41,32 @@ impl SeenUsers {
         u.last_ms = u.last_ms.max(at_ms);
     }
 
+    /// A private message from a user: a sight that also counts one PM.
+    pub fn pm(&mut self, domain: &str, key: &str, display: &str, at_ms: i64) {
+        self.see(domain, key, display, at_ms);
+        if let Some(u) = self.0.get_mut(&(domain.to_string(), key.to_string())) {
+            u.pms += 1;
+        }
+    }
+
     pub fn get(&self, domain: &str, key: &str) -> Option<&SeenUser> {
         self.0.get(&(domain.to_string(), key.to_string()))
     }
 
-    /// Creates or updates the users in one statement per domain; returns the number of
-    /// users new to each domain.
+    /// Creates or updates the users (and adds their PMs) in one statement per domain;
+    /// returns the number of users new to each domain.
     pub async fn write(&self, tx: &mut Tx) -> Result<HashMap<String, i64>> {
         let rows: Vec<UserSeen> = self
             .0
             .iter()
-            .map(|((d, key), u)| (d.as_str(), key.as_str(), u.display.as_str(), u.first_ms, u.last_ms))
+            .map(|((d, key), u)| UserSeen {
+                domain: d,
+                key,
+                display: &u.display,
+                first_ms: u.first_ms,
+                last_ms: u.last_ms,
+                pms: u.pms,
+            })
             .collect();
         tx.upsert_users(&rows).await
     }

@@ -15,8 +15,55 @@ pub struct Counts {
     pub emotes: i64,
 }
 
-/// A user seen in a batch: (domain, key, display name, first seen ms, last seen ms).
-pub type UserSeen<'a> = (&'a str, &'a str, &'a str, i64, i64);
+/// A user as a batch saw them: first and last seen, the display name of the latest sight,
+/// and the private messages they sent.
+#[derive(Debug, Clone, Copy)]
+pub struct UserSeen<'a> {
+    pub domain: &'a str,
+    pub key: &'a str,
+    pub display: &'a str,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub pms: i64,
+}
+
+/// One hour of a channel as a batch adds to it.
+#[derive(Debug, Clone, Copy)]
+pub struct HourDelta<'a> {
+    pub domain: &'a str,
+    pub channel: &'a str,
+    pub hour_ms: i64,
+    pub messages: i64,
+    pub kudos: i64,
+}
+
+/// A movie vote (`movie++`, `this film--`) on the media item playing at its time.
+#[derive(Debug, Clone, Copy)]
+pub struct Vote<'a> {
+    pub domain: &'a str,
+    pub channel: &'a str,
+    pub media_type: &'a str,
+    pub media_id: &'a str,
+    pub key: &'a str,
+    pub vote: i64,
+    pub at_ms: i64,
+}
+
+/// A media-log entry: what started playing in a channel at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Played {
+    pub at_ms: i64,
+    pub id: i64,
+    pub media_type: String,
+    pub media_id: String,
+}
+
+/// The entry of `log` (ordered by time, then id, as [`Tx::media_played`] gives it) in force
+/// at `at_ms`: the latest that started at or before it.
+pub fn playing_at(log: &[Played], at_ms: i64) -> Option<&Played> {
+    let after = log.partition_point(|p| p.at_ms <= at_ms);
+    after.checked_sub(1).map(|i| &log[i])
+}
 
 /// A delta for ((domain, channel, user, phrase or emote), n).
 pub type NamedCount<'a> = ((&'a str, &'a str, &'a str, &'a str), i64);
@@ -31,6 +78,9 @@ fn with_rollup(counts: &[NamedCount<'_>]) -> Vec<Vec<Value>> {
         })
         .collect()
 }
+
+/// Event ids per statement when claiming a batch's ids: two statements for the largest batch.
+const IDS_PER_STATEMENT: usize = 2000;
 
 /// Rows per multi-row statement: at most 8 parameters each, far below SQLite's limit of
 /// 32,766, and short enough to prepare quickly.
@@ -51,8 +101,8 @@ impl Tx {
     pub async fn claim_new_ids(&mut self, ids: &[String], now_ms: i64) -> Result<Vec<bool>> {
         let mut fresh = vec![false; ids.len()];
         let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
-        for chunk_start in (0..ids.len()).step_by(400) {
-            let chunk = &ids[chunk_start..(chunk_start + 400).min(ids.len())];
+        for chunk_start in (0..ids.len()).step_by(IDS_PER_STATEMENT) {
+            let chunk = &ids[chunk_start..(chunk_start + IDS_PER_STATEMENT).min(ids.len())];
             let placeholders = vec!["?"; chunk.len()].join(",");
             let sql = format!("SELECT id FROM applied_events WHERE id IN ({placeholders})");
             let params: Vec<Value> = chunk.iter().map(|id| Value::Text(id.clone())).collect();
@@ -145,21 +195,30 @@ impl Tx {
 
     /// When a user was first seen in a domain, if ever.
     pub async fn user_first_seen(&mut self, domain: &str, key: &str) -> Result<Option<i64>> {
-        let rows = self
-            .rows("SELECT first_seen_ms FROM users WHERE domain = ?1 AND name_key = ?2", [domain, key], |r| {
-                Ok(r.get::<i64>(0)?)
-            })
-            .await?;
-        Ok(rows.into_iter().next())
+        Ok(self.users_first_seen(domain, &[key]).await?.remove(key))
     }
 
-    /// Creates or updates users `(domain, key, display, first_ms, last_ms)`: first/last seen
-    /// widened, display name from the latest event. Returns, per domain, how many were new.
+    /// When each of `keys` was first seen in a domain (users never seen are absent). One
+    /// statement per 500 keys: a batch's kudos targets are looked up together.
+    pub async fn users_first_seen(&mut self, domain: &str, keys: &[&str]) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut params = vec![Value::Text(domain.to_string())];
+            params.extend(chunk.iter().map(|k| Value::Text(k.to_string())));
+            let sql = format!("SELECT name_key, first_seen_ms FROM users WHERE domain = ? AND name_key IN ({marks})");
+            out.extend(self.rows_dyn(&sql, params, |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?))).await?);
+        }
+        Ok(out)
+    }
+
+    /// Creates or updates users: first/last seen widened, display name from the latest
+    /// event, private messages added. Returns, per domain, how many were new.
     /// Two statements per chunk whatever the number of users (a round trip each on a server).
     pub async fn upsert_users(&mut self, users: &[UserSeen<'_>]) -> Result<HashMap<String, i64>> {
         let mut by_domain: HashMap<&str, Vec<&UserSeen>> = HashMap::new();
         for u in users {
-            by_domain.entry(u.0).or_default().push(u);
+            by_domain.entry(u.domain).or_default().push(u);
         }
         let mut new: HashMap<String, i64> = HashMap::new();
         for (domain, users) in by_domain {
@@ -168,7 +227,7 @@ impl Tx {
                 // `(domain, name_key) IN (VALUES ..)` would scan the whole table.
                 let marks = vec!["?"; chunk.len()].join(",");
                 let mut params = vec![Value::Text(domain.to_string())];
-                params.extend(chunk.iter().map(|u| Value::Text(u.1.to_string())));
+                params.extend(chunk.iter().map(|u| Value::Text(u.key.to_string())));
                 let existing: HashSet<String> = self
                     .rows_dyn(
                         &format!("SELECT name_key FROM users WHERE domain = ? AND name_key IN ({marks})"),
@@ -178,18 +237,29 @@ impl Tx {
                     .await?
                     .into_iter()
                     .collect();
-                let fresh = chunk.iter().filter(|u| !existing.contains(u.1)).count() as i64;
+                let fresh = chunk.iter().filter(|u| !existing.contains(u.key)).count() as i64;
                 if fresh > 0 {
                     *new.entry(domain.to_string()).or_default() += fresh;
                 }
-                let rows =
-                    chunk.iter().map(|u| vec![u.0.into(), u.1.into(), u.2.into(), u.3.into(), u.4.into()]).collect();
+                let rows = chunk
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.domain.into(),
+                            u.key.into(),
+                            u.display.into(),
+                            u.first_ms.into(),
+                            u.last_ms.into(),
+                            u.pms.into(),
+                        ]
+                    })
+                    .collect();
                 self.insert_many(
-                    "users(domain, name_key, display, first_seen_ms, last_seen_ms)",
+                    "users(domain, name_key, display, first_seen_ms, last_seen_ms, pms)",
                     "ON CONFLICT(domain, name_key) DO UPDATE SET \
                      display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
                      first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
-                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
+                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), pms = pms + excluded.pms",
                     rows,
                 )
                 .await?;
@@ -278,22 +348,19 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn add_hourly(
-        &mut self,
-        domain: &str,
-        channel: &str,
-        hour_ms: i64,
-        messages: i64,
-        kudos: i64,
-    ) -> Result<()> {
-        self.exec(
-            "INSERT INTO hourly(domain, channel, hour_ms, messages, kudos) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT(domain, channel, hour_ms) DO UPDATE SET messages = messages + excluded.messages, \
+    /// Adds messages and kudos to channels' hourly buckets.
+    pub async fn add_hourly(&mut self, hours: &[HourDelta<'_>]) -> Result<()> {
+        let rows = hours
+            .iter()
+            .map(|h| vec![h.domain.into(), h.channel.into(), h.hour_ms.into(), h.messages.into(), h.kudos.into()])
+            .collect();
+        self.insert_many(
+            "hourly(domain, channel, hour_ms, messages, kudos)",
+            "ON CONFLICT(domain, channel, hour_ms) DO UPDATE SET messages = messages + excluded.messages, \
              kudos = kudos + excluded.kudos",
-            (domain, channel, hour_ms, messages, kudos),
+            rows,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// The media playing in a channel at a time: the media-log entry in force then.
@@ -309,31 +376,74 @@ impl Tx {
         Ok(rows.into_iter().next())
     }
 
-    /// One vote per user per media item; the latest (by message time) wins.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn vote(
-        &mut self,
-        domain: &str,
-        channel: &str,
-        media_type: &str,
-        media_id: &str,
-        key: &str,
-        vote: i64,
-        at_ms: i64,
-    ) -> Result<()> {
-        self.exec(
-            "INSERT INTO movie_votes(domain, channel, media_type, media_id, name_key, vote, at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(domain, channel, media_type, media_id, name_key) \
-             DO UPDATE SET vote = excluded.vote, at_ms = excluded.at_ms WHERE excluded.at_ms >= at_ms",
-            (domain, channel, media_type, media_id, key, vote, at_ms),
+    /// The media log of a channel from the entry in force at `from_ms` to the last entry
+    /// started by `to_ms`, ordered by time then id: what [`playing_at`] needs to place every
+    /// time in between (a batch's votes) with one statement.
+    pub async fn media_played(&mut self, domain: &str, channel: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Played>> {
+        self.rows(
+            "SELECT at_ms, id, media_type, media_id FROM media_log WHERE domain = ?1 AND channel = ?2 \
+             AND at_ms <= ?4 AND at_ms >= COALESCE((SELECT at_ms FROM media_log WHERE domain = ?1 \
+             AND channel = ?2 AND at_ms <= ?3 ORDER BY at_ms DESC, id DESC LIMIT 1), ?3) ORDER BY at_ms, id",
+            (domain, channel, from_ms, to_ms),
+            |r| Ok(Played { at_ms: r.get(0)?, id: r.get(1)?, media_type: r.get(2)?, media_id: r.get(3)? }),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
-    pub async fn add_pms(&mut self, domain: &str, key: &str, n: i64) -> Result<()> {
-        self.exec("UPDATE users SET pms = pms + ?3 WHERE domain = ?1 AND name_key = ?2", (domain, key, n)).await?;
-        Ok(())
+    /// One vote per user per media item; the latest (by message time) wins. Votes of one
+    /// statement are applied in order, like separate statements would be.
+    pub async fn add_votes(&mut self, votes: &[Vote<'_>]) -> Result<()> {
+        let rows = votes
+            .iter()
+            .map(|v| {
+                vec![
+                    v.domain.into(),
+                    v.channel.into(),
+                    v.media_type.into(),
+                    v.media_id.into(),
+                    v.key.into(),
+                    v.vote.into(),
+                    v.at_ms.into(),
+                ]
+            })
+            .collect();
+        self.insert_many(
+            "movie_votes(domain, channel, media_type, media_id, name_key, vote, at_ms)",
+            "ON CONFLICT(domain, channel, media_type, media_id, name_key) \
+             DO UPDATE SET vote = excluded.vote, at_ms = excluded.at_ms WHERE excluded.at_ms >= at_ms",
+            rows,
+        )
+        .await
+    }
+
+    /// Adds to domain-wide totals `(domain, name, n)` in one statement.
+    pub async fn add_totals(&mut self, totals: &[(&str, &str, i64)]) -> Result<()> {
+        let rows = totals
+            .iter()
+            .filter(|(_, _, n)| *n != 0)
+            .map(|(d, name, n)| vec![(*d).into(), (*name).into(), (*n).into()])
+            .collect();
+        self.insert_many(
+            "totals(domain, name, value)",
+            "ON CONFLICT(domain, name) DO UPDATE SET value = value + excluded.value",
+            rows,
+        )
+        .await
+    }
+
+    /// Adds to a function's durable work counters `(name, n)` in one statement.
+    pub async fn add_counters(&mut self, function: &str, counters: &[(&str, i64)]) -> Result<()> {
+        let rows = counters
+            .iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(name, n)| vec![function.into(), (*name).into(), (*n).into()])
+            .collect();
+        self.insert_many(
+            "counters(function, name, value)",
+            "ON CONFLICT(function, name) DO UPDATE SET value = value + excluded.value",
+            rows,
+        )
+        .await
     }
 
     /// Adds to a domain-wide total (`total_messages`, `total_users`, ...).
@@ -391,5 +501,35 @@ impl Tx {
     pub async fn release_lease(&mut self, name: &str, holder: &str) -> Result<()> {
         self.exec("UPDATE leases SET until_ms = 0 WHERE name = ?1 AND holder = ?2", (name, holder)).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::tests::temp_store;
+
+    #[tokio::test]
+    async fn a_batch_of_votes_goes_to_the_media_playing_at_each_vote() {
+        let store = temp_store("votes-batch").await;
+        let mut tx = store.write().await.unwrap();
+        for (at, id) in [(10, "a"), (20, "b"), (20, "c"), (30, "d")] {
+            tx.append_media("d", "c", at, "yt", id, id).await.unwrap();
+        }
+        let log = tx.media_played("d", "c", 15, 25).await.unwrap();
+        let ids: Vec<&str> = log.iter().map(|p| p.media_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "from the entry in force at 15 to the last started by 25");
+        let at = |t| playing_at(&log, t).map(|p| p.media_id.as_str());
+        assert_eq!((at(5), at(15), at(20), at(25)), (None, Some("a"), Some("c"), Some("c")));
+        assert!(tx.media_played("d", "c", 1, 5).await.unwrap().is_empty(), "nothing played yet");
+        // The same user votes twice on one item in one statement: the later vote wins, as
+        // with separate statements; an earlier-dated vote never overwrites a later one.
+        let vote =
+            |vote, at_ms| Vote { domain: "d", channel: "c", media_type: "yt", media_id: "c", key: "u", vote, at_ms };
+        tx.add_votes(&[vote(1, 21), vote(-1, 23), vote(1, 22)]).await.unwrap();
+        tx.commit().await.unwrap();
+        let votes = store.movie_votes("d", "c").await.unwrap();
+        assert_eq!(votes.len(), 1);
+        assert_eq!((votes[0].upvotes, votes[0].downvotes), (0, 1), "{votes:?}");
     }
 }
