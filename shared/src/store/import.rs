@@ -327,7 +327,7 @@ impl Tx {
 
     /// Writes a whole import (see the module doc) in this transaction, unless its hash was
     /// imported before. The caller commits; dropping the transaction instead leaves the
-    /// database as it was.
+    /// database as it was. Table by table, each step recording the rows it wrote.
     pub async fn import_v0(&mut self, plan: &ImportPlan) -> Result<ImportOutcome> {
         let before = self.sql_time();
         let seen = self
@@ -339,13 +339,24 @@ impl Tx {
             return Ok(ImportOutcome::AlreadyImported { imported_ms, source });
         }
         let mut w = ImportWritten::default();
-
         for (d, c, first_ms) in &plan.channels {
             self.touch_channel(d, c, &crate::wire::subject_token(c), *first_ms).await?;
         }
         w.rows.insert("channels", plan.channels.len() as u64);
+        self.import_users(plan, &mut w).await?;
+        self.import_counters(plan, &mut w).await?;
+        self.import_activity(plan, &mut w).await?;
+        self.import_population(plan, &mut w).await?;
+        self.import_media_and_votes(plan, &mut w).await?;
+        self.import_aliases_and_phrases(plan, &mut w).await?;
+        self.import_totals_and_record(plan, &mut w).await?;
+        w.sql = self.sql_time().saturating_sub(before);
+        Ok(ImportOutcome::Written(w))
+    }
 
-        // Users: new ones counted per domain for `total_users`, as the functions count them.
+    /// Users, created or widened (first/last seen, display, PMs); the new ones are counted
+    /// per domain first, for `total_users`, as the functions count them.
+    async fn import_users(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let mut by_domain: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for u in &plan.users {
             by_domain.entry(u.domain.as_str()).or_default().push(u.key.as_str());
@@ -382,26 +393,27 @@ impl Tx {
             )
             .await?;
         w.rows.insert("users", n);
+        Ok(())
+    }
 
+    /// Per-user counts, phrase kudos and emote uses, through the same upserts ingest-chat
+    /// uses (each writes the channel row and the domain rollup).
+    async fn import_counters(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let counts: Vec<((&str, &str, &str), super::Counts)> =
             plan.counts.iter().map(|((d, c, k), n)| ((d.as_str(), c.as_str(), k.as_str()), *n)).collect();
         self.add_counts(&counts).await?;
         w.rows.insert("user_counts", 2 * counts.len() as u64);
-        let phrases: Vec<super::NamedCount> = plan
-            .phrase_kudos
-            .iter()
-            .map(|((d, c, k, p), n)| ((d.as_str(), c.as_str(), k.as_str(), p.as_str()), *n))
-            .collect();
+        let phrases = named_counts(&plan.phrase_kudos);
         self.add_phrase_kudos(&phrases).await?;
         w.rows.insert("phrase_counts", 2 * phrases.len() as u64);
-        let emotes: Vec<super::NamedCount> = plan
-            .emote_uses
-            .iter()
-            .map(|((d, c, k, e), n)| ((d.as_str(), c.as_str(), k.as_str(), e.as_str()), *n))
-            .collect();
+        let emotes = named_counts(&plan.emote_uses);
         self.add_emote_uses(&emotes).await?;
         w.rows.insert("emote_counts", 2 * emotes.len() as u64);
+        Ok(())
+    }
 
+    /// Time in channel, added to the closed time of each (domain, channel, user).
+    async fn import_activity(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let rows = plan
             .activity
             .iter()
@@ -418,7 +430,12 @@ impl Tx {
             )
             .await?;
         w.rows.insert("activity", n);
+        Ok(())
+    }
 
+    /// Snapshots (a slot that already has one keeps it, so a period both services recorded
+    /// is not doubled) and the days' watermarks, widened as ingest-presence widens them.
+    async fn import_population(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let rows = plan
             .population
             .iter()
@@ -462,7 +479,11 @@ impl Tx {
             )
             .await?;
         w.rows.insert("watermarks", n);
+        Ok(())
+    }
 
+    /// The media log, appended; votes, of which the latest per user and item wins.
+    async fn import_media_and_votes(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let rows = plan
             .media
             .iter()
@@ -504,8 +525,12 @@ impl Tx {
             )
             .await?;
         w.rows.insert("movie_votes", n);
+        Ok(())
+    }
 
-        // Aliases: one owner each; an alias someone of ours already has stays theirs.
+    /// Aliases, one owner each (an alias someone of ours already has stays theirs, and is
+    /// reported), and trigger phrases added to ours.
+    async fn import_aliases_and_phrases(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         let owners: HashMap<String, String> = self
             .rows("SELECT alias, display FROM aliases", (), |r| Ok((r.get(0)?, r.get(1)?)))
             .await?
@@ -523,7 +548,13 @@ impl Tx {
         let rows = plan.phrases.iter().map(|p| vec![p.as_str().into()]).collect();
         let n = self.put_many("kudos_phrases(phrase)", "ON CONFLICT(phrase) DO NOTHING", rows).await?;
         w.rows.insert("kudos_phrases", n);
+        Ok(())
+    }
 
+    /// The totals `/metrics` reads (with `total_users` from the users new here), the
+    /// versions that make running ingest-chat replicas reload aliases and phrases, and the
+    /// import's record under its content hash.
+    async fn import_totals_and_record(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
         for (domain, n) in &w.new_users {
             self.add_total(domain, "total_users", *n).await?;
         }
@@ -540,7 +571,14 @@ impl Tx {
             libsql::params![plan.hash.as_str(), V0_KIND, plan.source.as_str(), plan.now_ms, plan.summary.as_str()],
         )
         .await?;
-        w.sql = self.sql_time().saturating_sub(before);
-        Ok(ImportOutcome::Written(w))
+        Ok(())
     }
+}
+
+/// ((domain, channel, user, phrase or emote), n) as an [`ImportPlan`] holds it.
+type PlannedCount = ((String, String, String, String), i64);
+
+/// A plan's phrase kudos or emote uses, borrowed as the write side takes them.
+fn named_counts(rows: &[PlannedCount]) -> Vec<super::NamedCount<'_>> {
+    rows.iter().map(|((d, c, k, p), n)| ((d.as_str(), c.as_str(), k.as_str(), p.as_str()), *n)).collect()
 }
