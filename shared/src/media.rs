@@ -156,69 +156,14 @@ impl Handler for MediaHandler {
         let mut emotes_at: HashMap<(String, String), i64> = HashMap::new();
         for p in events {
             let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
-            let emotes = match &p.event {
-                Event::ChangeMedia(media) => {
-                    Self::change_media(tx, p, media).await?;
-                    false
-                }
-                Event::SetCurrent(uid) => {
-                    tx.set_current_uid(d, c, *uid).await?;
-                    false
-                }
-                Event::MediaUpdate => false,
-                Event::EmoteList(list) => {
-                    let names: Vec<&str> = list.iter().map(|e| e.name.as_str()).collect();
-                    let images: Vec<(&str, &str)> = list.iter().map(|e| (e.name.as_str(), e.image.as_str())).collect();
-                    tx.set_emote_images(d, c, &images, t).await?;
-                    Self::emote_list(tx, d, c, t, &names).await?
-                }
-                Event::UpdateEmote(e) => {
-                    tx.set_emote_images(d, c, &[(e.name.as_str(), e.image.as_str())], t).await?;
-                    Self::add_emote(tx, d, c, t, &e.name).await?
-                }
-                Event::RemoveEmote { name } => tx.remove_emote(d, c, name, t).await?,
-                Event::RenameEmote { old, emote } => {
-                    if *old == emote.name {
-                        false
-                    } else {
-                        tx.record_emote_rename(d, c, old, &emote.name, t).await?;
-                        let removed = tx.remove_emote(d, c, old, t).await?;
-                        Self::add_emote(tx, d, c, t, &emote.name).await? || removed
-                    }
-                }
-                Event::Playlist(items) => {
-                    tx.clear_playlist(d, c).await?;
-                    let mut seen = HashSet::new();
-                    for (pos, item) in items.iter().filter(|i| seen.insert(i.uid)).enumerate() {
-                        let title = detect::clean_title(&item.media.title);
-                        tx.put_playlist_item(d, c, item.uid, pos as i64, &item.media, &title).await?;
-                    }
-                    false
-                }
-                Event::Queue { item, after } => {
-                    Self::queue(tx, d, c, item, *after).await?;
-                    false
-                }
-                Event::Delete { uid } => {
-                    Self::unlink(tx, d, c, *uid).await?;
-                    false
-                }
-                Event::MoveVideo { from, after } => {
-                    Self::move_video(tx, d, c, *from, *after).await?;
-                    false
-                }
-                _ => {
-                    report.unknown += 1;
-                    continue;
-                }
+            let Some(emotes) = Self::apply_event(tx, p).await? else {
+                report.unknown += 1;
+                continue;
             };
             if emotes {
                 emotes_changed.insert((d.to_string(), c.to_string()));
             }
-            if matches!(
-                p.event,
-                Event::EmoteList(_) | Event::UpdateEmote(_) | Event::RemoveEmote { .. } | Event::RenameEmote { .. }
-            ) {
+            if is_emote_event(&p.event) {
                 let at = emotes_at.entry((d.to_string(), c.to_string())).or_insert(t);
                 *at = (*at).max(t);
             }
@@ -230,6 +175,74 @@ impl Handler for MediaHandler {
         }
         for (d, c) in emotes_changed {
             tx.bump_version(&emote_version_key(&d, &c)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The emote events: they state or change a channel's emote list.
+fn is_emote_event(e: &Event) -> bool {
+    matches!(e, Event::EmoteList(_) | Event::UpdateEmote(_) | Event::RemoveEmote { .. } | Event::RenameEmote { .. })
+}
+
+impl MediaHandler {
+    /// Applies one event: `Some(true)` when it changed the channel's emote list, `None`
+    /// for an event this function does not handle.
+    async fn apply_event(tx: &mut Tx, p: &Parsed) -> Result<Option<bool>> {
+        let (d, c) = (p.domain.as_str(), p.channel.as_str());
+        match &p.event {
+            Event::ChangeMedia(media) => Self::change_media(tx, p, media).await?,
+            Event::SetCurrent(uid) => tx.set_current_uid(d, c, *uid).await?,
+            Event::MediaUpdate => {}
+            e if is_emote_event(e) => return Ok(Some(Self::emote_event(tx, p).await?)),
+            Event::Playlist(items) => Self::replace_playlist(tx, d, c, items).await?,
+            Event::Queue { item, after } => Self::queue(tx, d, c, item, *after).await?,
+            Event::Delete { uid } => {
+                Self::unlink(tx, d, c, *uid).await?;
+            }
+            Event::MoveVideo { from, after } => Self::move_video(tx, d, c, *from, *after).await?,
+            _ => return Ok(None),
+        }
+        Ok(Some(false))
+    }
+
+    /// Applies one emote event; true when the channel's emote list changed.
+    async fn emote_event(tx: &mut Tx, p: &Parsed) -> Result<bool> {
+        let (d, c, t) = (p.domain.as_str(), p.channel.as_str(), p.time_ms);
+        Ok(match &p.event {
+            Event::EmoteList(list) => {
+                let names: Vec<&str> = list.iter().map(|e| e.name.as_str()).collect();
+                let images: Vec<(&str, &str)> = list.iter().map(|e| (e.name.as_str(), e.image.as_str())).collect();
+                tx.set_emote_images(d, c, &images, t).await?;
+                Self::emote_list(tx, d, c, t, &names).await?
+            }
+            Event::UpdateEmote(e) => {
+                tx.set_emote_images(d, c, &[(e.name.as_str(), e.image.as_str())], t).await?;
+                Self::add_emote(tx, d, c, t, &e.name).await?
+            }
+            Event::RemoveEmote { name } => tx.remove_emote(d, c, name, t).await?,
+            Event::RenameEmote { old, emote } => {
+                if *old == emote.name {
+                    false
+                } else {
+                    tx.record_emote_rename(d, c, old, &emote.name, t).await?;
+                    let removed = tx.remove_emote(d, c, old, t).await?;
+                    Self::add_emote(tx, d, c, t, &emote.name).await? || removed
+                }
+            }
+            // Not an emote event: see `is_emote_event`.
+            _ => false,
+        })
+    }
+
+    /// The whole playlist, stated again: the positions follow the list, a uid listed twice
+    /// counts once.
+    async fn replace_playlist(tx: &mut Tx, d: &str, c: &str, items: &[PlaylistItem]) -> Result<()> {
+        tx.clear_playlist(d, c).await?;
+        let mut seen = HashSet::new();
+        for (pos, item) in items.iter().filter(|i| seen.insert(i.uid)).enumerate() {
+            let title = detect::clean_title(&item.media.title);
+            tx.put_playlist_item(d, c, item.uid, pos as i64, &item.media, &title).await?;
         }
         Ok(())
     }

@@ -108,46 +108,68 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Re
     Ok(g)
 }
 
-/// The Prometheus text exposition of one snapshot.
+/// The Prometheus text exposition of one snapshot: the totals, the per-channel gauges,
+/// the fleet's gauges and the ingest counters, each registered by its own step.
 pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Result<String> {
     let r = Registry::new();
+    register_totals(&r, f, uptime, health)?;
+    register_channels(&r, f)?;
+    register_fleet(&r, fleet)?;
+    register_counters(&r, f)?;
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    let text = String::from_utf8(out).map_err(|e| anyhow!("metrics text is not UTF-8: {e}"))?;
+    Ok(text + &fleet.web.render())
+}
+
+/// Health and the maintained totals: one unlabelled gauge each.
+fn register_totals(r: &Registry, f: &Figures, uptime: u64, health: &Health) -> Result<()> {
     let (db, nats) = (health.database_connected, health.nats_connected);
     let kudos = f.total("total_kudos_plusplus") + f.total("total_kudos_phrases");
-    gauge(&r, "userstats_uptime_seconds", "Seconds since the metrics function started", uptime as i64)?;
+    gauge(r, "userstats_uptime_seconds", "Seconds since the metrics function started", uptime as i64)?;
     gauge(
-        &r,
+        r,
         "userstats_service_status",
         "1 when healthy (as /health and system.health), else 0",
         health.healthy() as i64,
     )?;
-    gauge(&r, "userstats_database_connected", "1 when the database answers", db as i64)?;
-    gauge(&r, "userstats_nats_connected", "1 when connected to NATS", nats as i64)?;
-    gauge(&r, "userstats_total_users_tracked", "Users ever seen", f.total("total_users"))?;
-    gauge(&r, "userstats_total_messages", "Chat messages counted", f.total("total_messages"))?;
-    gauge(&r, "userstats_total_pms", "Private messages counted", f.total("total_pms"))?;
-    gauge(&r, "userstats_total_kudos", "Kudos given (++ and phrases)", kudos)?;
-    gauge(&r, "userstats_total_kudos_plusplus", "Kudos given with ++", f.total("total_kudos_plusplus"))?;
-    gauge(&r, "userstats_total_kudos_phrases", "Kudos given with a trigger phrase", f.total("total_kudos_phrases"))?;
-    gauge(&r, "userstats_total_emote_usage", "Emote uses counted", f.total("total_emotes"))?;
-    gauge(&r, "userstats_total_media_changes", "Media changes logged", f.total("total_media_changes"))?;
-    gauge(&r, "userstats_active_sessions", "Open presence sessions (users present)", f.active_sessions)?;
+    gauge(r, "userstats_database_connected", "1 when the database answers", db as i64)?;
+    gauge(r, "userstats_nats_connected", "1 when connected to NATS", nats as i64)?;
+    gauge(r, "userstats_total_users_tracked", "Users ever seen", f.total("total_users"))?;
+    gauge(r, "userstats_total_messages", "Chat messages counted", f.total("total_messages"))?;
+    gauge(r, "userstats_total_pms", "Private messages counted", f.total("total_pms"))?;
+    gauge(r, "userstats_total_kudos", "Kudos given (++ and phrases)", kudos)?;
+    gauge(r, "userstats_total_kudos_plusplus", "Kudos given with ++", f.total("total_kudos_plusplus"))?;
+    gauge(r, "userstats_total_kudos_phrases", "Kudos given with a trigger phrase", f.total("total_kudos_phrases"))?;
+    gauge(r, "userstats_total_emote_usage", "Emote uses counted", f.total("total_emotes"))?;
+    gauge(r, "userstats_total_media_changes", "Media changes logged", f.total("total_media_changes"))?;
+    gauge(r, "userstats_active_sessions", "Open presence sessions (users present)", f.active_sessions)?;
+    Ok(())
+}
 
-    let present = gauge_vec(&r, "userstats_channel_present_users", "Users present in a channel", &["channel"])?;
-    let chatting = gauge_vec(&r, "userstats_channel_chat_users", "Users present and not AFK", &["channel"])?;
-    let messages = gauge_vec(&r, "userstats_channel_messages", "Messages counted in a channel", &["channel"])?;
+/// Per channel (label `channel`): present, chatting, messages.
+fn register_channels(r: &Registry, f: &Figures) -> Result<()> {
+    let present = gauge_vec(r, "userstats_channel_present_users", "Users present in a channel", &["channel"])?;
+    let chatting = gauge_vec(r, "userstats_channel_chat_users", "Users present and not AFK", &["channel"])?;
+    let messages = gauge_vec(r, "userstats_channel_messages", "Messages counted in a channel", &["channel"])?;
     for c in &f.channels {
         present.with_label_values(&[c.channel.as_str()]).set(c.present);
         chatting.with_label_values(&[c.channel.as_str()]).set(c.chatting);
         messages.with_label_values(&[c.channel.as_str()]).set(c.messages);
     }
+    Ok(())
+}
 
-    let replicas = gauge_vec(&r, "userstats_function_replicas", "Running instances of a function", &["function"])?;
+/// What the fleet's `$SRV.STATS` and the stream say: replicas, per-endpoint requests,
+/// errors and time, ingest lag, and bootstrap-kv's drift from the bridge's KV.
+fn register_fleet(r: &Registry, fleet: &Fleet) -> Result<()> {
+    let replicas = gauge_vec(r, "userstats_function_replicas", "Running instances of a function", &["function"])?;
     for (function, n) in &fleet.replicas {
         replicas.with_label_values(&[function.as_str()]).set(*n as i64);
     }
     let labels = ["function", "endpoint"];
-    let requests = gauge_vec(&r, "userstats_endpoint_requests", "Requests answered (running replicas)", &labels)?;
-    let errors = gauge_vec(&r, "userstats_endpoint_errors", "Requests answered with an error", &labels)?;
+    let requests = gauge_vec(r, "userstats_endpoint_requests", "Requests answered (running replicas)", &labels)?;
+    let errors = gauge_vec(r, "userstats_endpoint_errors", "Requests answered with an error", &labels)?;
     let seconds =
         GaugeVec::new(Opts::new("userstats_endpoint_processing_seconds", "Average processing time"), &labels)?;
     r.register(Box::new(seconds.clone()))?;
@@ -157,13 +179,13 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
         errors.with_label_values(&l).set(*e as i64);
         seconds.with_label_values(&l).set(*avg);
     }
-    let lag = gauge_vec(&r, "userstats_ingest_lag", "Events waiting in the stream for a function", &["function"])?;
+    let lag = gauge_vec(r, "userstats_ingest_lag", "Events waiting in the stream for a function", &["function"])?;
     for (function, n) in &fleet.lag {
         lag.with_label_values(&[function.as_str()]).set(*n as i64);
     }
 
     let drift = gauge_vec(
-        &r,
+        r,
         "userstats_bootstrap_drift",
         "Differences between the database and the bridge's KV now (kind: users_missing, users_extra, emotes)",
         &["channel", "kind"],
@@ -171,7 +193,12 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
     for ((channel, kind), n) in &fleet.drift {
         drift.with_label_values(&[channel.as_str(), kind.as_str()]).set(*n);
     }
+    Ok(())
+}
 
+/// The ingest functions' counters (applied, duplicates, rejected by reason), registered
+/// after they are filled: a counter only goes up, so it is set once with `inc_by`.
+fn register_counters(r: &Registry, f: &Figures) -> Result<()> {
     let applied = IntCounterVec::new(Opts::new("userstats_ingest_events_total", "Events applied"), &["function"])?;
     let rejected = IntCounterVec::new(
         Opts::new("userstats_ingest_rejected_total", "Malformed events rejected"),
@@ -193,11 +220,7 @@ pub fn render(f: &Figures, fleet: &Fleet, uptime: u64, health: &Health) -> Resul
     for c in [applied, rejected, duplicates] {
         r.register(Box::new(c))?;
     }
-
-    let mut out = Vec::new();
-    TextEncoder::new().encode(&r.gather(), &mut out)?;
-    let text = String::from_utf8(out).map_err(|e| anyhow!("metrics text is not UTF-8: {e}"))?;
-    Ok(text + &fleet.web.render())
+    Ok(())
 }
 
 /// Serves `/metrics` and `/health` from the shared snapshot on its own thread (tiny_http

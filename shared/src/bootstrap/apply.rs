@@ -81,7 +81,8 @@ impl Applier {
         }
     }
 
-    /// Applies a channel's snapshot events in the open transaction.
+    /// Applies a channel's snapshot events in the open transaction: the state before, the
+    /// drift and what KV lists, the revisions never applied before, then what changed.
     pub async fn apply(
         &mut self,
         tx: &mut Tx,
@@ -91,13 +92,27 @@ impl Applier {
         report: &mut Report,
     ) -> Result<Applied> {
         let mut a = Applied::default();
-        let before_sessions: BTreeSet<String> = tx.sessions(domain, channel).await?.into_iter().map(|s| s.0).collect();
-        let before_emotes: BTreeSet<String> = tx.listed_emotes(domain, channel).await?.into_iter().collect();
+        let before = Listed::read(tx, domain, channel).await?;
         let before_media = tx.media_at(domain, channel, i64::MAX).await?;
         let renames = tx.emote_renames(domain, channel).await?;
-        let emote_list = events.emote_list.as_ref().map(|p| through_renames(p, &renames, &before_emotes));
+        let emote_list = events.emote_list.as_ref().map(|p| through_renames(p, &renames, &before.emotes));
+        self.observe(&mut a, events, emote_list.as_ref(), &before);
+        self.apply_fresh(tx, (domain, channel), events, emote_list.as_ref(), &mut a, report).await?;
 
-        // Drift, before repairing it.
+        let after = Listed::read(tx, domain, channel).await?;
+        a.users_opened = after.sessions.difference(&before.sessions).count();
+        a.sessions_closed = before.sessions.difference(&after.sessions).count();
+        a.emotes_added = after.emotes.difference(&before.emotes).count();
+        a.emotes_removed = before.emotes.difference(&after.emotes).count();
+        if tx.media_at(domain, channel, i64::MAX).await? != before_media {
+            a.media_set = a.current_title.clone();
+        }
+        Ok(a)
+    }
+
+    /// The drift, before repairing it, and what KV lists (users, emotes, playlist items,
+    /// the title now playing).
+    fn observe(&self, a: &mut Applied, events: &SnapshotEvents, emote_list: Option<&Parsed>, before: &Listed) {
         if let Some(Event::Userlist(users)) = events.userlist.as_ref().map(|p| &p.event) {
             let kv: BTreeMap<String, &str> = users
                 .iter()
@@ -106,22 +121,20 @@ impl Applier {
                 .collect();
             a.users_listed = Some(kv.len());
             a.drift.users_missing =
-                kv.iter().filter(|(k, _)| !before_sessions.contains(*k)).map(|(_, n)| n.to_string()).collect();
-            a.drift.users_extra = before_sessions.iter().filter(|k| !kv.contains_key(*k)).cloned().collect();
+                kv.iter().filter(|(k, _)| !before.sessions.contains(*k)).map(|(_, n)| n.to_string()).collect();
+            a.drift.users_extra = before.sessions.iter().filter(|k| !kv.contains_key(*k)).cloned().collect();
         }
-        let mut emote_list_time = None;
-        if let Some(p) = &emote_list {
+        if let Some(p) = emote_list {
             if let Event::EmoteList(list) = &p.event {
                 let kv: BTreeSet<&str> = list.iter().map(|e| e.name.as_str()).collect();
                 a.emotes_listed = Some(kv.len());
                 a.drift.emote_names = kv
                     .iter()
-                    .filter(|n| !before_emotes.contains(**n))
+                    .filter(|n| !before.emotes.contains(**n))
                     .map(|n| n.to_string())
-                    .chain(before_emotes.iter().filter(|n| !kv.contains(n.as_str())).cloned())
+                    .chain(before.emotes.iter().filter(|n| !kv.contains(n.as_str())).cloned())
                     .collect();
                 a.drift.emotes = a.drift.emote_names.len();
-                emote_list_time = Some(p.time_ms);
             }
         }
         if let Some(Event::Playlist(items)) = events.playlist.as_ref().map(|p| &p.event) {
@@ -130,10 +143,22 @@ impl Applier {
         if let Some(Event::ChangeMedia(m)) = events.now_playing.first().map(|p| &p.event) {
             a.current_title = Some(crate::detect::clean_title(&m.title));
         }
+    }
 
-        // Only revisions never applied before (idempotency), in the handlers' own logic.
+    /// Only revisions never applied before (idempotency), in the handlers' own logic: the
+    /// userlist through presence, the emote list (unless a later list change wins), the
+    /// playlist and what plays now through media.
+    async fn apply_fresh(
+        &mut self,
+        tx: &mut Tx,
+        (domain, channel): (&str, &str),
+        events: &SnapshotEvents,
+        emote_list: Option<&Parsed>,
+        a: &mut Applied,
+        report: &mut Report,
+    ) -> Result<()> {
         let all: Vec<&Parsed> =
-            events.userlist.iter().chain(&emote_list).chain(&events.playlist).chain(&events.now_playing).collect();
+            events.userlist.iter().chain(emote_list).chain(&events.playlist).chain(&events.now_playing).collect();
         let ids: Vec<String> = all.iter().map(|p| p.id.clone()).collect();
         let fresh = tx.claim_new_ids(&ids, now_ms()).await?;
         let is_new = |p: &Parsed| all.iter().zip(&fresh).any(|(q, f)| *f && q.id == p.id);
@@ -143,7 +168,9 @@ impl Applier {
             self.presence.apply_snapshot(tx, p, report).await?;
         }
         let mut media_events: Vec<&Parsed> = Vec::new();
-        if let (Some(p), Some(t)) = (emote_list.as_ref().filter(|p| is_new(p)), emote_list_time) {
+        // The emote list's put time (there is none when the value is not an emote list).
+        let emote_list_time = emote_list.filter(|p| matches!(p.event, Event::EmoteList(_))).map(|p| p.time_ms);
+        if let (Some(p), Some(t)) = (emote_list.filter(|p| is_new(p)), emote_list_time) {
             // A list change after the put is newer than this snapshot: it wins.
             if tx.emotes_at(domain, channel).await?.is_some_and(|last| last > t) {
                 report.count("stale_snapshot_emotes");
@@ -156,17 +183,22 @@ impl Applier {
         if !media_events.is_empty() {
             self.media.apply(tx, &media_events, report).await?;
         }
+        Ok(())
+    }
+}
 
-        let after_sessions: BTreeSet<String> = tx.sessions(domain, channel).await?.into_iter().map(|s| s.0).collect();
-        let after_emotes: BTreeSet<String> = tx.listed_emotes(domain, channel).await?.into_iter().collect();
-        a.users_opened = after_sessions.difference(&before_sessions).count();
-        a.sessions_closed = before_sessions.difference(&after_sessions).count();
-        a.emotes_added = after_emotes.difference(&before_emotes).count();
-        a.emotes_removed = before_emotes.difference(&after_emotes).count();
-        if tx.media_at(domain, channel, i64::MAX).await? != before_media {
-            a.media_set = a.current_title.clone();
-        }
-        Ok(a)
+/// A channel's open sessions (lowercased names) and listed emotes, read before and after
+/// applying to count what changed.
+struct Listed {
+    sessions: BTreeSet<String>,
+    emotes: BTreeSet<String>,
+}
+
+impl Listed {
+    async fn read(tx: &mut Tx, domain: &str, channel: &str) -> Result<Listed> {
+        let sessions = tx.sessions(domain, channel).await?.into_iter().map(|s| s.0).collect();
+        let emotes = tx.listed_emotes(domain, channel).await?.into_iter().collect();
+        Ok(Listed { sessions, emotes })
     }
 }
 

@@ -38,6 +38,16 @@ impl Tx {
         t0_ms: i64,
     ) -> Result<BenchPrefill> {
         anyhow::ensure!(users > 0 && messages >= users, "bench_prefill: need users > 0 and messages >= users");
+        self.create_bench_users(users, messages).await?;
+        let rows = self.insert_bench_rows(domain, channel, t0_ms).await?;
+        let (sums, total_rows) = self.add_bench_totals(domain, channel, users, messages).await?;
+        let (m, kp, kph, emotes) = sums;
+        self.tx.execute("DROP TABLE temp.bench_users", ()).await?;
+        Ok(BenchPrefill { users, messages: m, kudos: kp + kph, emotes, rows: rows + total_rows })
+    }
+
+    /// The temporary table `bench_users`: one row per user, its figures from its number i.
+    async fn create_bench_users(&mut self, users: i64, messages: i64) -> Result<()> {
         let base = messages / users;
         let rem = messages % users;
         // A user's figures from its number i: messages skewed in pairs (+v, -v) so that the
@@ -58,6 +68,12 @@ impl Tx {
                 (),
             )
             .await?;
+        Ok(())
+    }
+
+    /// The channel, the users, their per-channel rows and time in channel, from
+    /// `bench_users`. Returns the rows written.
+    async fn insert_bench_rows(&mut self, domain: &str, channel: &str, t0_ms: i64) -> Result<i64> {
         let mut rows = 0i64;
         let token = crate::wire::subject_token(channel);
         self.touch_channel(domain, channel, &token, t0_ms).await?;
@@ -94,6 +110,20 @@ impl Tx {
                 (domain, channel),
             )
             .await? as i64;
+        Ok(rows)
+    }
+
+    /// The maintained totals from the sums over `bench_users`, after checking they add up
+    /// to `messages`. Returns the sums (messages, kudos `++`, kudos by phrase, emotes) and
+    /// the rows written.
+    async fn add_bench_totals(
+        &mut self,
+        domain: &str,
+        channel: &str,
+        users: i64,
+        messages: i64,
+    ) -> Result<((i64, i64, i64, i64), i64)> {
+        let mut rows = 0i64;
         let sums = self
             .rows_dyn("SELECT SUM(m), SUM(kp), SUM(kph), SUM(m / 10) FROM bench_users", vec![], |r| {
                 Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?, r.get::<i64>(3)?))
@@ -113,7 +143,6 @@ impl Tx {
         }
         self.add_total(domain, &super::keys::channel_messages_total(channel), m).await?;
         rows += 1;
-        self.tx.execute("DROP TABLE temp.bench_users", ()).await?;
-        Ok(BenchPrefill { users, messages: m, kudos: kp + kph, emotes, rows })
+        Ok(((m, kp, kph, emotes), rows))
     }
 }

@@ -380,10 +380,22 @@ mod tests {
 
     #[test]
     fn payload_shapes() {
-        use Event::*;
-        let bad = |e: &'static str, p: &str| assert_eq!(ev(e, p), Err(Reject::BadPayload(e)), "{e} {p}");
+        chat_and_pm_payloads();
+        user_payloads();
+        count_and_uid_payloads();
+        media_payloads();
+        emote_payloads();
+        unknown_events();
+    }
 
-        // chatMsg / pm
+    /// The payload `p` of event `e` is refused as a bad payload.
+    fn bad(e: &'static str, p: &str) {
+        assert_eq!(ev(e, p), Err(Reject::BadPayload(e)), "{e} {p}");
+    }
+
+    /// chatMsg and pm.
+    fn chat_and_pm_payloads() {
+        use Event::*;
         assert_eq!(
             ev("chatMsg", r#"{"username": "a", "msg": "x", "meta": {"shadow": true}}"#),
             Ok(ChatMsg { username: "a".into(), msg: "x".into(), shadow: true })
@@ -401,8 +413,11 @@ mod tests {
             Ok(Pm { username: "a".into(), to: None, msg: "x".into() })
         );
         bad("pm", r#"{"username": "a", "msg": 3}"#);
+    }
 
-        // users
+    /// The user events: addUser, userLeave, userlist, setAFK, setUserMeta.
+    fn user_payloads() {
+        use Event::*;
         assert_eq!(
             ev("addUser", r#"{"name": "n", "rank": 2, "meta": {"afk": "x"}}"#),
             Ok(AddUser(User { name: "n".into(), afk: None, rank: Some(2.0) }))
@@ -422,8 +437,11 @@ mod tests {
             Ok(SetUserMeta { name: "n".into(), afk: None })
         );
         bad("setUserMeta", r#"{"meta": {}}"#);
+    }
 
-        // counts and uids
+    /// Counts and uids: usercount, setCurrent.
+    fn count_and_uid_payloads() {
+        use Event::*;
         assert_eq!(ev("usercount", "0"), Ok(Usercount(0)));
         assert_eq!(ev("usercount", "12.0"), Ok(Usercount(12)));
         bad("usercount", "-1");
@@ -432,8 +450,11 @@ mod tests {
         bad("usercount", "18446744073709551615");
         assert_eq!(ev("setCurrent", "7"), Ok(SetCurrent(7)));
         bad("setCurrent", "null");
+    }
 
-        // media
+    /// Media and the playlist: changeMedia, mediaUpdate, playlist, queue, delete, moveVideo.
+    fn media_payloads() {
+        use Event::*;
         assert_eq!(
             ev("changeMedia", r#"{"id": "i", "type": "yt"}"#),
             Ok(ChangeMedia(Media { media_type: "yt".into(), id: "i".into(), title: String::new(), seconds: None }))
@@ -459,8 +480,11 @@ mod tests {
         bad("delete", r#"{"uid": "4"}"#);
         assert_eq!(ev("moveVideo", r#"{"from": 4, "after": "prepend"}"#), Ok(MoveVideo { from: 4, after: None }));
         bad("moveVideo", r#"{"from": 4}"#);
+    }
 
-        // emotes
+    /// The emote events: emoteList, updateEmote, removeEmote, renameEmote.
+    fn emote_payloads() {
+        use Event::*;
         let e = |n: &str, i: &str, s: &str| Emote { name: n.into(), image: i.into(), source: s.into() };
         assert_eq!(
             ev("emoteList", r#"[{"name": "a", "image": "i", "source": "s"}, {"name": "b"}]"#),
@@ -474,8 +498,11 @@ mod tests {
             Ok(RenameEmote { old: "a".into(), emote: e("b", "i", "s") })
         );
         bad("renameEmote", r#"{"name": "b"}"#);
+    }
 
-        // unknown events are not rejected
+    /// Unknown events are not rejected.
+    fn unknown_events() {
+        use Event::*;
         assert_eq!(ev("voteskip", r#"{"count": 1}"#), Ok(Other("voteskip".into())));
         assert_eq!(ev("kick", "null"), Ok(Other("kick".into())));
     }

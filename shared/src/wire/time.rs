@@ -46,7 +46,9 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-/// A small cursor over ASCII bytes for the timestamp parser.
+/// A small cursor over ASCII bytes for the timestamp parser. The parser's steps are
+/// `#[inline(always)]`: it is on the ingest hot path, and one function with these steps
+/// written out measured the same as this (a plain `#[inline]` left it ~3% slower).
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
@@ -80,6 +82,94 @@ impl Cursor<'_> {
             false
         }
     }
+
+    /// Consume `c`, or fail: the `?`-able form of [`Cursor::eat`].
+    #[inline(always)]
+    fn expect(&mut self, c: u8) -> Option<()> {
+        self.eat(c).then_some(())
+    }
+
+    /// Three numbers, the first of `first` digits, then two of 2, each after `sep`:
+    /// `YYYY-MM-DD` as (year, month, day), `HH:MM:SS` as (hour, minute, second); not yet
+    /// checked for range.
+    #[inline(always)]
+    fn triple(&mut self, first: usize, sep: u8) -> Option<(i64, i64, i64)> {
+        let a = self.digits(first)?;
+        self.expect(sep)?;
+        let b = self.digits(2)?;
+        self.expect(sep)?;
+        let c = self.digits(2)?;
+        Some((a, b, c))
+    }
+
+    /// An optional fraction of 1..=9 digits after `.`: the first three digits as
+    /// milliseconds (0 when there is no fraction), the rest ignored.
+    #[inline(always)]
+    fn fraction_ms(&mut self) -> Option<i64> {
+        let mut millis = 0i64;
+        if self.eat(b'.') {
+            let mut count = 0;
+            while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+                if count < 3 {
+                    millis = millis * 10 + i64::from(d - b'0');
+                }
+                count += 1;
+                self.i += 1;
+            }
+            if !(1..=9).contains(&count) {
+                return None;
+            }
+            for _ in count..3 {
+                millis *= 10;
+            }
+        }
+        Some(millis)
+    }
+
+    /// The offset, in minutes east of UTC: none (UTC), `Z`/`z`, `+HH:MM`, `+HHMM` or
+    /// `+HH` (and the same with `-`).
+    #[inline(always)]
+    fn offset_min(&mut self) -> Option<i64> {
+        Some(match self.peek() {
+            None => 0,
+            Some(b'Z') | Some(b'z') => {
+                self.i += 1;
+                0
+            }
+            Some(sign @ (b'+' | b'-')) => {
+                self.i += 1;
+                let oh = self.digits(2)?;
+                let om = if self.peek().is_none() {
+                    0
+                } else {
+                    self.eat(b':');
+                    self.digits(2)?
+                };
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let m = oh * 60 + om;
+                if sign == b'-' {
+                    -m
+                } else {
+                    m
+                }
+            }
+            Some(_) => return None,
+        })
+    }
+}
+
+/// Whether a parsed date and time of day exist (month 1..=12, the day in its month,
+/// hour ..=23, minute and second ..=59: no leap seconds).
+#[inline(always)]
+fn in_range((year, month, day): (i64, i64, i64), (hour, minute, second): (i64, i64, i64)) -> bool {
+    (1..=12).contains(&month)
+        && day >= 1
+        && day <= days_in_month(year, month)
+        && hour <= 23
+        && minute <= 59
+        && second <= 59
 }
 
 /// Parse a lenient ISO-8601 timestamp into ms since the epoch (UTC).
@@ -90,89 +180,17 @@ impl Cursor<'_> {
 /// is ignored. Anything else gives `None`.
 pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     let mut c = Cursor { b: s.trim().as_bytes(), i: 0 };
-    let year = c.digits(4)?;
-    if !c.eat(b'-') {
-        return None;
-    }
-    let month = c.digits(2)?;
-    if !c.eat(b'-') {
-        return None;
-    }
-    let day = c.digits(2)?;
+    let date = c.triple(4, b'-')?;
     if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
         return None;
     }
-    let hour = c.digits(2)?;
-    if !c.eat(b':') {
+    let time = c.triple(2, b':')?;
+    let millis = c.fraction_ms()?;
+    let offset_min = c.offset_min()?;
+    if c.i != c.b.len() || !in_range(date, time) {
         return None;
     }
-    let minute = c.digits(2)?;
-    if !c.eat(b':') {
-        return None;
-    }
-    let second = c.digits(2)?;
-
-    // Optional fraction: keep the first three digits as milliseconds.
-    let mut millis = 0i64;
-    if c.eat(b'.') {
-        let mut count = 0;
-        while let Some(d) = c.peek().filter(u8::is_ascii_digit) {
-            if count < 3 {
-                millis = millis * 10 + i64::from(d - b'0');
-            }
-            count += 1;
-            c.i += 1;
-        }
-        if !(1..=9).contains(&count) {
-            return None;
-        }
-        for _ in count..3 {
-            millis *= 10;
-        }
-    }
-
-    // Offset, in minutes east of UTC.
-    let offset_min = match c.peek() {
-        None => 0,
-        Some(b'Z') | Some(b'z') => {
-            c.i += 1;
-            0
-        }
-        Some(sign @ (b'+' | b'-')) => {
-            c.i += 1;
-            let oh = c.digits(2)?;
-            let om = if c.peek().is_none() {
-                0
-            } else {
-                c.eat(b':');
-                c.digits(2)?
-            };
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let m = oh * 60 + om;
-            if sign == b'-' {
-                -m
-            } else {
-                m
-            }
-        }
-        Some(_) => return None,
-    };
-    if c.i != c.b.len() {
-        return None;
-    }
-
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-
+    let ((year, month, day), (hour, minute, second)) = (date, time);
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_min * 60;
     Some(secs * 1000 + millis)
