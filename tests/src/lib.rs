@@ -7,6 +7,7 @@
 //! `.tools/venv/bin/nats-server`, else `PATH`; `sqld` (server-mode tests) from `$SQLD_BIN`,
 //! else `.tools/sqld` (`scripts/tools --sqld` installs it).
 
+pub mod checks;
 pub mod outcome;
 pub mod python_reference;
 pub mod traffic;
@@ -517,6 +518,21 @@ pub const CH: &str = CHANNEL;
 pub const T0: i64 = 1_763_884_800_000;
 /// The `[[channels]]` table of a config following [`CHANNEL`].
 pub const CHANNELS: &str = "[[channels]]\ndomain = \"cytu.be\"\nchannel = \"420Grindhouse\"\n";
+
+/// Every function under functions/, in the order a new user starts them: ingest, the
+/// bootstrap from KV, the queries, metrics, and the stats site ([`WEB`]) last.
+pub const FUNCTIONS: &[&str] = &[
+    "ingest-chat",
+    "ingest-presence",
+    "ingest-media",
+    "bootstrap-kv",
+    "query-user",
+    "query-leaderboard",
+    "metrics",
+    WEB,
+];
+/// The stats site: the one function without a database (it reads through the query API).
+pub const WEB: &str = "web";
 
 /// A small deterministic generator (xorshift64) for test streams and fault schedules.
 pub struct Rng(u64);

@@ -54,17 +54,10 @@ async fn functions_announce_beat_answer_discovery_and_say_goodbye() {
 async fn every_function_answers_a_discovery_poll_and_says_goodbye() {
     let port = free_port();
     let rig = Rig::new("discovery", &format!("[metrics]\nport = {port}\n"));
-    let functions = [
-        "ingest-chat",
-        "ingest-presence",
-        "ingest-media",
-        "bootstrap-kv",
-        "query-user",
-        "query-leaderboard",
-        "metrics",
-    ];
+    // Every function but the stats site.
+    let functions: Vec<&str> = FUNCTIONS.iter().copied().filter(|f| *f != WEB).collect();
     let mut procs = Vec::new();
-    for f in functions {
+    for f in &functions {
         procs.push(rig.start(f).await);
     }
     let client = rig.nats.client().await;

@@ -62,7 +62,30 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}: {m:?}"));
-    let store = rig.store().await;
+    check_fixture_figures(&m, &rig.store().await).await;
+    check_degraded_health(port);
+
+    // A replica killed shows up within a scrape interval or two.
+    extra.kill();
+    eventually(Duration::from_secs(5), "the fleet has one ingest-chat", || {
+        let m = parse(&get(port, "/metrics").1);
+        async move { m.get("userstats_function_replicas{function=ingest-chat}") == Some(&1.0) }
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(port, "/nope").0, 404);
+
+    // With the query functions running the set is healthy, and system.health / system.stats
+    // say what /health and /metrics say.
+    let _qu = rig.start("query-user").await;
+    let _ql = rig.start("query-leaderboard").await;
+    eventually(Duration::from_secs(5), "healthy", || async { get(port, "/health").0 == 200 }).await.unwrap();
+    check_queries_agree(port, &client).await;
+}
+
+/// The scrape `m` after the fixture stream: the database's totals, the fixture's numbers,
+/// the connections, the degraded status, per channel and per function.
+async fn check_fixture_figures(m: &BTreeMap<String, f64>, store: &shared::store::Store) {
     let figure = |name: &str| m.get(&format!("{name}{{}}")).copied();
     assert_eq!(
         figure("userstats_total_users_tracked"),
@@ -85,7 +108,10 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     for f in ["ingest-presence", "ingest-media", "metrics"] {
         assert_eq!(m.get(&format!("userstats_function_replicas{{function={f}}}")), Some(&1.0), "{f}");
     }
+}
 
+/// `/health` without the query functions: 503, degraded, and why.
+fn check_degraded_health(port: u16) {
     let (status, health) = get(port, "/health");
     assert_eq!(status, 503, "the query functions are not running: degraded");
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
@@ -93,22 +119,10 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     assert_eq!(health["functions"]["query-user"]["ok"], false);
     assert_eq!(health["database_connected"], true);
     assert_eq!(health["functions"]["ingest-chat"]["replicas"], 2);
+}
 
-    // A replica killed shows up within a scrape interval or two.
-    extra.kill();
-    eventually(Duration::from_secs(5), "the fleet has one ingest-chat", || {
-        let m = parse(&get(port, "/metrics").1);
-        async move { m.get("userstats_function_replicas{function=ingest-chat}") == Some(&1.0) }
-    })
-    .await
-    .unwrap();
-    assert_eq!(get(port, "/nope").0, 404);
-
-    // With the query functions running the set is healthy, and system.health / system.stats
-    // say what /health and /metrics say.
-    let _qu = rig.start("query-user").await;
-    let _ql = rig.start("query-leaderboard").await;
-    eventually(Duration::from_secs(5), "healthy", || async { get(port, "/health").0 == 200 }).await.unwrap();
+/// system.health says what /health says, system.stats what /metrics says.
+async fn check_queries_agree(port: u16, client: &async_nats::Client) {
     let ask = |command: &str| {
         let client = client.clone();
         let body = serde_json::json!({"command": command}).to_string();

@@ -135,9 +135,16 @@ async fn every_command_answers_the_fixture_numbers_on_all_three_surfaces() {
     let f = fleet("query-api", "", ALL).await;
     feed_fixture(&f).await;
     let c = &f.client;
-    let j = |cmd: &'static str, p: Value| data(c, cmd, p);
+    user_commands(c).await;
+    channel_commands(c).await;
+    system_commands(c).await;
+    error_texts(c).await;
+    admin_commands(c).await;
+}
 
-    // user.*: case-insensitive names, channel by any case, kudos/emotes of the channel.
+/// user.*: case-insensitive names, channel by any case, kudos/emotes of the channel.
+async fn user_commands(c: &async_nats::Client) {
+    let j = |cmd: &'static str, p: Value| data(c, cmd, p);
     let d = j("user.stats", json!({"username": "alice", "channel": "420grindhouse"})).await;
     assert_eq!(
         d,
@@ -183,8 +190,11 @@ async fn every_command_answers_the_fixture_numbers_on_all_three_surfaces() {
         (d["messages"].clone(), d["first_seen"].clone(), d["all_messages"].clone()),
         (json!(0), Value::Null, json!([]))
     );
+}
 
-    // channel.*, leaderboard.*, stats.*, timeseries.*
+/// channel.*, leaderboard.*, stats.*, timeseries.*.
+async fn channel_commands(c: &async_nats::Client) {
+    let j = |cmd: &'static str, p: Value| data(c, cmd, p);
     assert_eq!(
         j("channel.top_users", json!({"channel": CH, "limit": 3})).await,
         json!({"channel": CH, "top_users": [{"username": "bob", "count": 8}, {"username": "Alice", "count": 4}, {"username": "sleepy", "count": 1}]})
@@ -235,8 +245,11 @@ async fn every_command_answers_the_fixture_numbers_on_all_three_surfaces() {
         j("timeseries.kudos", day).await,
         json!({"channel": CH, "data": [{"hour": "2025-11-23 08:00:00", "kudos": 5}]})
     );
+}
 
-    // system.*
+/// system.*, and channel.all_stats.
+async fn system_commands(c: &async_nats::Client) {
+    let j = |cmd: &'static str, p: Value| data(c, cmd, p);
     let d = j("system.ping", json!({})).await;
     assert_eq!(d["pong"], json!(true));
     assert!(d["metrics_endpoint"].as_str().unwrap_or_default().ends_with(":28282/metrics"), "{d}");
@@ -254,8 +267,10 @@ async fn every_command_answers_the_fixture_numbers_on_all_three_surfaces() {
     assert_eq!(d["channel"]["top_users"], json!([{"username": "bob", "count": 8}, {"username": "Alice", "count": 4}]));
     assert_eq!(d["leaderboards"]["kudos"][0], json!({"username": "Alice", "count": 3}));
     assert_eq!(d["system"]["stats"]["total_messages"], json!(15));
+}
 
-    // Errors with the texts clients match.
+/// Errors with the texts clients match.
+async fn error_texts(c: &async_nats::Client) {
     assert_eq!(error(c, "user.stats", json!({})).await, "username required");
     assert_eq!(error(c, "channel.top_users", json!({})).await, "channel required");
     assert_eq!(error(c, "alias.find", json!({})).await, "alias required");
@@ -263,8 +278,11 @@ async fn every_command_answers_the_fixture_numbers_on_all_three_surfaces() {
         error(c, "user.stats", json!({"username": "x".repeat(300)})).await,
         "'username' is longer than 256 characters"
     );
+}
 
-    // Admin commands (enabled by default): aliases and phrases, versions bumped.
+/// Admin commands (enabled by default): aliases and phrases, versions bumped.
+async fn admin_commands(c: &async_nats::Client) {
+    let j = |cmd: &'static str, p: Value| data(c, cmd, p);
     let d = change(c, 0, "alias.add", json!({"username": "alice", "alias": "Ally"})).await;
     assert_eq!(d["added"], json!(true), "{d}");
     assert_eq!(change(c, 1, "alias.add", json!({"username": "bob", "alias": "ally"})).await["added"], json!(false));
@@ -325,6 +343,18 @@ async fn admin_commands_are_refused_when_disabled() {
 async fn malformed_and_random_requests_always_get_an_answer() {
     let mut f = fleet("query-fuzz", "", &["query-user", "query-leaderboard"]).await;
     let c = f.client.clone();
+    malformed_requests_get_their_errors(&c).await;
+    random_requests_get_an_answer(&c).await;
+    for p in f.procs.iter_mut() {
+        assert_eq!(p.exited(), None, "{} died:\n{}", p.name, p.log_text());
+    }
+    assert_eq!(data(&c, "system.ping", json!({})).await["pong"], json!(true));
+    let _ = (&f.rig.nats, &f.rig.dir);
+}
+
+/// Malformed requests on each surface get `success: false` and the error clients match;
+/// huge limits are clamped, not refused.
+async fn malformed_requests_get_their_errors(c: &async_nats::Client) {
     let cmd = |v: Value| v.to_string().into_bytes();
     let fixed: Vec<(&str, Vec<u8>, &str)> = vec![
         ("kryten.userstats.command", b"not json".to_vec(), "Invalid JSON"),
@@ -343,17 +373,20 @@ async fn malformed_and_random_requests_always_get_an_answer() {
         ("userstats.query.channel.top_users", cmd(json!({"channel": 5, "limit": "abc"})), "'limit' must be an integer"),
     ];
     for (subject, body, expected) in fixed {
-        let a = parse(&request(&c, subject, body).await);
+        let a = parse(&request(c, subject, body).await);
         assert_eq!(a["success"], json!(false), "{subject}: {a}");
         assert_eq!(a["error"], json!(expected), "{subject}: {a}");
     }
     // Huge limits are clamped, not refused.
-    let d = data(&c, "leaderboard.messages", json!({"limit": 1_000_000_000_000i64})).await;
+    let d = data(c, "leaderboard.messages", json!({"limit": 1_000_000_000_000i64})).await;
     assert_eq!(d, json!({"leaderboard": []}));
-    let d = data(&c, "channel.population", json!({"channel": "x", "hours": -5})).await;
+    let d = data(c, "channel.population", json!({"channel": "x", "hours": -5})).await;
     assert_eq!(d["history"], json!([]));
+}
 
-    // Random JSON of wrong types against every command on every surface.
+/// Random JSON of wrong types against every command on every surface: always a
+/// well-formed answer, with an error text when it is a failure.
+async fn random_requests_get_an_answer(c: &async_nats::Client) {
     let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut next = move || rng.next_u64();
     let values = [
@@ -405,17 +438,12 @@ async fn malformed_and_random_requests_always_get_an_answer() {
             }
             _ => ("kryten.userstats.command".to_string(), (0..(next() % 40)).map(|_| (next() % 256) as u8).collect()),
         };
-        let a = parse(&request(&c, &subject, body.clone()).await);
+        let a = parse(&request(c, &subject, body.clone()).await);
         assert!(a["success"].is_boolean() && a["service"] == json!("userstats"), "{subject} {body:?}: {a}");
         if a["success"] == json!(false) {
             assert!(a["error"].as_str().is_some_and(|e| !e.is_empty()), "{a}");
         }
     }
-    for p in f.procs.iter_mut() {
-        assert_eq!(p.exited(), None, "{} died:\n{}", p.name, p.log_text());
-    }
-    assert_eq!(data(&c, "system.ping", json!({})).await["pong"], json!(true));
-    let _ = (&f.rig.nats, &f.rig.dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,7 @@
 use super::*;
 
 use super::queries::{answered, latency_figures, Surface, COMMANDS, SURFACES};
+use tokio::task::JoinHandle;
 
 /// One query: (command index, latency ms, answered with success, sent at s after the start).
 pub(crate) type Sample = (usize, f64, bool, f64);
@@ -165,14 +166,26 @@ impl BigRig {
         Ok(())
     }
 
-    /// Query latency while chat ingest runs, with RSS sampled and `/metrics` scraped.
+    /// Query latency while chat ingest runs, with RSS sampled and `/metrics` scraped: the
+    /// load started, the queries asked through the window, the load finished (ingest left
+    /// to catch up), then the figures.
     pub(crate) async fn queries_under_load(&self, s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<()> {
         let store = open_store(&self.db).await;
-        let applied_before = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
-        let batches_before = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+        let before = ChatCounters::read(&store).await;
         let messages_before = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
+        let load = self.start_load(sizes).await?;
+        let queries = self.ask_queries(sizes).await?;
+        let window = load.finish(&store, queries, before, fleet).await?;
+        let messages_after = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
+        window.report(s, sizes, (messages_before, messages_after));
+        self.report_http(s, sizes, &window).await;
+        Ok(())
+    }
 
-        // The channel's emote list and media first, so that detection has something to find.
+    /// Starts what runs beside the queries, in this order: the channel's emote list and
+    /// media (so that detection has something to find), the RSS sampler, the chat pacer,
+    /// `/metrics` scrapes and channel pages.
+    async fn start_load(&self, sizes: &Sizes) -> Result<Load> {
         let publisher = async_nats::connect(self.nats.url()).await?;
         let mut traffic = Traffic::new(7, sizes.users as usize, CHANNEL, T0, Mix::Chat);
         for (subject, body) in traffic.preamble().into_iter().skip(1) {
@@ -181,60 +194,50 @@ impl BigRig {
         publisher.flush().await?;
 
         let done = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let done = done.clone();
-            let pids: Vec<(String, u32)> = self.procs.iter().map(|p| (p.name.clone(), p.pid())).collect();
-            tokio::spawn(async move {
-                let mut peak: BTreeMap<String, u64> = BTreeMap::new();
-                while !done.load(Ordering::Relaxed) {
-                    for (name, pid) in &pids {
-                        let v = peak.entry(name.clone()).or_default();
-                        *v = (*v).max(rss_kib(*pid));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                peak
-            })
-        };
-
-        let (load, chat_target) = (sizes.load, sizes.chat_rate);
-        let chat = {
-            let publisher = publisher.clone();
-            tokio::spawn(async move {
-                let sent = paced(chat_target, load, |_| {
-                    let (subject, body) = traffic.next_event();
-                    let publisher = publisher.clone();
-                    async move {
-                        let _ = publisher.publish(subject, body.into()).await;
-                    }
-                })
-                .await;
-                let _ = publisher.flush().await;
-                sent
-            })
-        };
-
-        let scrapes_under_load = {
+        let sampler = self.spawn_rss_sampler(done.clone());
+        let chat = spawn_chat_pacer(publisher.clone(), traffic, sizes.chat_rate, sizes.load);
+        let load = sizes.load;
+        let scrapes = {
             let port = self.metrics_port;
             let gap = load / 60;
             tokio::spawn(async move { http_times(port, "/metrics", 50, gap).await })
         };
         // The stats site's channel page, one request after the other through the window
         // (pages are cached web.cache_seconds: most are answered from memory, some rebuilt).
-        let pages_under_load = {
+        let pages = {
             let port = self.web_port;
             let gap = load / 400;
             let path = format!("/c/{CHANNEL}");
             tokio::spawn(async move { http_times(port, &path, 300, gap).await })
         };
+        Ok(Load { window: load, publisher, done, sampler, chat, scrapes, pages })
+    }
 
+    /// Each function's peak RSS, sampled every 100 ms until `done`.
+    fn spawn_rss_sampler(&self, done: Arc<AtomicBool>) -> JoinHandle<BTreeMap<String, u64>> {
+        let pids: Vec<(String, u32)> = self.procs.iter().map(|p| (p.name.clone(), p.pid())).collect();
+        tokio::spawn(async move {
+            let mut peak: BTreeMap<String, u64> = BTreeMap::new();
+            while !done.load(Ordering::Relaxed) {
+                for (name, pid) in &pids {
+                    let v = peak.entry(name.clone()).or_default();
+                    *v = (*v).max(rss_kib(*pid));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    }
+
+    /// Every (surface, command) pair in turn, at the same total rate, through the window;
+    /// each answer's latency collected by its own task.
+    async fn ask_queries(&self, sizes: &Sizes) -> Result<Queries> {
         let client = async_nats::connect(self.nats.url()).await?;
         let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
         let users = sizes.users as u64;
         let t0 = Instant::now();
         let mut tasks = Vec::new();
-        // Every (surface, command) pair in turn, at the same total rate.
-        let asked = paced(sizes.query_rate, load, |i| {
+        let asked = paced(sizes.query_rate, sizes.load, |i| {
             let probe = (i as usize) % (SURFACES.len() * COMMANDS.len());
             let (surface, command) = (SURFACES[probe / COMMANDS.len()], COMMANDS[probe % COMMANDS.len()]);
             let (subject, body) = surface.request(command, i, users);
@@ -249,65 +252,13 @@ impl BigRig {
             async {}
         })
         .await;
-        let published = chat.await?;
-        for t in tasks {
-            let _ = t.await;
-        }
-        let load_seconds = t0.elapsed().as_secs_f64().min(load.as_secs_f64());
-        let applied_end = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
-        let batches_end = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+        Ok(Queries { client, asked, t0, tasks, samples })
+    }
 
-        // Let ingest catch up, still sampling RSS.
-        let catch_up = Instant::now();
-        let target = applied_before + published as i64;
-        while store.counter("ingest-chat", "events_applied").await.unwrap_or(0) < target
-            && catch_up.elapsed() < Duration::from_secs(120)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let caught_up_after = catch_up.elapsed().as_secs_f64();
-        let applied_final = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
-        let batches_final = store.counter("ingest-chat", "batches").await.unwrap_or(0);
-        let under_load = scrapes_under_load.await?;
-        let pages = pages_under_load.await?;
-        done.store(true, Ordering::Relaxed);
-        for (name, kib) in sampler.await? {
-            fleet.loaded(&name, kib);
-        }
-        let messages_after = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
-
-        // Latency per surface and command, the first second (warm-up) left out.
-        let samples = std::mem::take(&mut *samples.lock().expect("samples"));
-        latency_figures(s, &samples);
-        let chat_rate = (applied_end - applied_before) as f64 / load_seconds;
-        s.note(
-            "load",
-            format!(
-                "{asked} queries asked at {:.0}/s over {load_seconds:.1} s; chat published {published} at {:.0}/s, ingest-chat applied {:.0}/s during the window ({} batches, avg {:.0} events/batch, {:.0} commits/s), all {} applied {caught_up_after:.1} s after the window{}",
-                asked as f64 / load_seconds,
-                published as f64 / load_seconds,
-                chat_rate,
-                batches_end - batches_before,
-                (applied_end - applied_before) as f64 / (batches_end - batches_before).max(1) as f64,
-                (batches_end - batches_before) as f64 / load_seconds,
-                applied_final - applied_before,
-                if applied_final < target { " (NOT caught up)" } else { "" },
-            ),
-        );
-        s.note(
-            "database",
-            format!(
-                "{} users, {messages_before} counted messages when the load started, {messages_after} after ({} batches in all)",
-                sizes.users, batches_final - batches_before
-            ),
-        );
-        s.figure(
-            "chat ingest during the query load",
-            format!("{chat_rate:.0} events/s"),
-            &format!("keeps up with the {chat_target:.0}/s published"),
-            Some(chat_rate >= 0.95 * chat_target),
-        );
-
+    /// The channel page's latency under load (when the stats site runs), then `/metrics`
+    /// scraped again, quietly, beside the scrapes under load.
+    async fn report_http(&self, s: &mut Summary, sizes: &Sizes, window: &Window) {
+        let (pages, under_load) = (&window.pages, &window.scrapes);
         if self.pid("web").is_some() {
             let (p50, p99) = (percentile(&pages.0, 0.50), percentile(&pages.0, 0.99));
             s.figure(
@@ -330,7 +281,173 @@ impl BigRig {
             "≤ 20 ms",
             Some(median <= 20.0),
         );
-        Ok(())
+    }
+}
+
+/// The chat pacer: `traffic`'s chat events published at `rate` for `load`; returns how
+/// many were published.
+fn spawn_chat_pacer(publisher: async_nats::Client, mut traffic: Traffic, rate: f64, load: Duration) -> JoinHandle<u64> {
+    tokio::spawn(async move {
+        let sent = paced(rate, load, |_| {
+            let (subject, body) = traffic.next_event();
+            let publisher = publisher.clone();
+            async move {
+                let _ = publisher.publish(subject, body.into()).await;
+            }
+        })
+        .await;
+        let _ = publisher.flush().await;
+        sent
+    })
+}
+
+/// ingest-chat's durable counters at one moment.
+#[derive(Clone, Copy)]
+struct ChatCounters {
+    applied: i64,
+    batches: i64,
+}
+
+impl ChatCounters {
+    async fn read(store: &shared::store::Store) -> ChatCounters {
+        let applied = store.counter("ingest-chat", "events_applied").await.unwrap_or(0);
+        let batches = store.counter("ingest-chat", "batches").await.unwrap_or(0);
+        ChatCounters { applied, batches }
+    }
+}
+
+/// What runs beside the queries (see [`BigRig::start_load`]).
+struct Load {
+    /// How long the window lasts.
+    window: Duration,
+    /// The chat pacer's connection, kept open to the end as the client asking the queries.
+    publisher: async_nats::Client,
+    /// Stops the RSS sampler.
+    done: Arc<AtomicBool>,
+    sampler: JoinHandle<BTreeMap<String, u64>>,
+    chat: JoinHandle<u64>,
+    scrapes: JoinHandle<(Vec<f64>, usize)>,
+    pages: JoinHandle<(Vec<f64>, usize)>,
+}
+
+/// The queries asked (see [`BigRig::ask_queries`]): how many, from when, the tasks still
+/// waiting for answers, the samples.
+struct Queries {
+    /// The connection asking, kept open to the end of the scenario.
+    client: async_nats::Client,
+    asked: u64,
+    t0: Instant,
+    tasks: Vec<JoinHandle<()>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+/// What the window measured, for the report.
+struct Window {
+    asked: u64,
+    published: u64,
+    load_seconds: f64,
+    before: ChatCounters,
+    /// At the end of the window, and once ingest caught up (or gave up after 120 s).
+    end: ChatCounters,
+    last: ChatCounters,
+    caught_up_after: f64,
+    /// The events applied once all published are.
+    target: i64,
+    samples: Vec<Sample>,
+    scrapes: (Vec<f64>, usize),
+    pages: (Vec<f64>, usize),
+    /// The publisher's and the queries' connections, closed with the scenario's end.
+    _connections: [async_nats::Client; 2],
+}
+
+impl Load {
+    /// Waits for the chat pacer and every answer, ends the window, lets ingest catch up
+    /// (still sampling RSS), then collects the scrapes, pages and peak RSS.
+    async fn finish(
+        self,
+        store: &shared::store::Store,
+        queries: Queries,
+        before: ChatCounters,
+        fleet: &mut Fleet,
+    ) -> Result<Window> {
+        let published = self.chat.await?;
+        for t in queries.tasks {
+            let _ = t.await;
+        }
+        let load_seconds = queries.t0.elapsed().as_secs_f64().min(self.window.as_secs_f64());
+        let end = ChatCounters::read(store).await;
+
+        // Let ingest catch up, still sampling RSS.
+        let catch_up = Instant::now();
+        let target = before.applied + published as i64;
+        while store.counter("ingest-chat", "events_applied").await.unwrap_or(0) < target
+            && catch_up.elapsed() < Duration::from_secs(120)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caught_up_after = catch_up.elapsed().as_secs_f64();
+        let last = ChatCounters::read(store).await;
+        let scrapes = self.scrapes.await?;
+        let pages = self.pages.await?;
+        self.done.store(true, Ordering::Relaxed);
+        for (name, kib) in self.sampler.await? {
+            fleet.loaded(&name, kib);
+        }
+        let samples = std::mem::take(&mut *queries.samples.lock().expect("samples"));
+        let (asked, _connections) = (queries.asked, [self.publisher, queries.client]);
+        Ok(Window {
+            asked,
+            published,
+            load_seconds,
+            before,
+            end,
+            last,
+            caught_up_after,
+            target,
+            samples,
+            scrapes,
+            pages,
+            _connections,
+        })
+    }
+}
+
+impl Window {
+    /// Latency per surface and command (the first second, warm-up, left out), then what
+    /// the load was and how chat ingest kept up. `messages`: the channel's counted
+    /// messages before and after.
+    fn report(&self, s: &mut Summary, sizes: &Sizes, (messages_before, messages_after): (i64, i64)) {
+        let Window { asked, published, load_seconds, before, end, last, caught_up_after, target, .. } = *self;
+        latency_figures(s, &self.samples);
+        let chat_target = sizes.chat_rate;
+        let chat_rate = (end.applied - before.applied) as f64 / load_seconds;
+        s.note(
+            "load",
+            format!(
+                "{asked} queries asked at {:.0}/s over {load_seconds:.1} s; chat published {published} at {:.0}/s, ingest-chat applied {:.0}/s during the window ({} batches, avg {:.0} events/batch, {:.0} commits/s), all {} applied {caught_up_after:.1} s after the window{}",
+                asked as f64 / load_seconds,
+                published as f64 / load_seconds,
+                chat_rate,
+                end.batches - before.batches,
+                (end.applied - before.applied) as f64 / (end.batches - before.batches).max(1) as f64,
+                (end.batches - before.batches) as f64 / load_seconds,
+                last.applied - before.applied,
+                if last.applied < target { " (NOT caught up)" } else { "" },
+            ),
+        );
+        s.note(
+            "database",
+            format!(
+                "{} users, {messages_before} counted messages when the load started, {messages_after} after ({} batches in all)",
+                sizes.users, last.batches - before.batches
+            ),
+        );
+        s.figure(
+            "chat ingest during the query load",
+            format!("{chat_rate:.0} events/s"),
+            &format!("keeps up with the {chat_target:.0}/s published"),
+            Some(chat_rate >= 0.95 * chat_target),
+        );
     }
 }
 
