@@ -6,6 +6,7 @@ use super::{counted, seconds, Ctx};
 use crate::api::{ActivityRow, ApiError, Params};
 use crate::store::Store;
 use serde_json::{json, Value};
+use tokio::sync::MutexGuard;
 
 /// The request of every `user.*` command: domain, username, optional resolved channel.
 struct Who {
@@ -94,22 +95,40 @@ async fn facts(ctx: &Ctx, store: &Store, w: &Who) -> Result<Facts, ApiError> {
     })
 }
 
-pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+impl Facts {
+    /// The fields `user.stats` and `user.profile` both answer, plus a command's own `extra`.
+    fn answer(&self, extra: Value) -> Value {
+        let mut data = json!({
+            "username": self.username,
+            "messages": self.messages,
+            "all_messages": self.all_messages,
+            "pms": self.user.as_ref().map(|u| u.pms).unwrap_or(0),
+            "emotes": self.emotes,
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    }
+}
+
+/// The asked user and their facts; the store stays held for what a command reads besides.
+async fn asked<'a>(ctx: &'a Ctx, p: &Params) -> Result<(MutexGuard<'a, Store>, Who, Facts), ApiError> {
     let store = ctx.store().await;
     let w = who(ctx, &store, p).await?;
     let f = facts(ctx, &store, &w).await?;
-    let mut data = json!({
-        "username": f.username,
-        "messages": f.messages,
-        "all_messages": f.all_messages,
-        "pms": f.user.as_ref().map(|u| u.pms).unwrap_or(0),
+    Ok((store, w, f))
+}
+
+pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
+    let (store, w, f) = asked(ctx, p).await?;
+    let mut data = f.answer(json!({
         "kudos_plusplus": f.kudos_plusplus,
         "kudos_phrases": f.phrases,
-        "emotes": f.emotes,
         "aliases": store.user_aliases(&w.key).await?,
         "first_seen": ts(f.user.as_ref().map(|u| u.first_seen_ms)),
         "last_seen": ts(f.user.as_ref().map(|u| u.last_seen_ms)),
-    });
+    }));
     match &w.channel {
         Some(c) => {
             data["channel"] = json!(c);
@@ -121,18 +140,11 @@ pub async fn stats(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
 }
 
 pub async fn profile(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
-    let store = ctx.store().await;
-    let w = who(ctx, &store, p).await?;
-    let f = facts(ctx, &store, &w).await?;
-    let mut data = json!({
-        "username": f.username,
-        "messages": f.messages,
-        "all_messages": f.all_messages,
-        "pms": f.user.as_ref().map(|u| u.pms).unwrap_or(0),
+    let (_store, w, f) = asked(ctx, p).await?;
+    let mut data = f.answer(json!({
         "kudos": {"plusplus": f.kudos_plusplus, "phrases": f.phrases},
-        "emotes": f.emotes,
         "activity": f.activity,
-    });
+    }));
     if let Some(c) = &w.channel {
         data["channel"] = json!(c);
     }
