@@ -368,16 +368,9 @@ impl PresenceHandler {
         }
         let cutoff = now_ms.saturating_sub(self.retention_ms);
         let mut tx = store.write().await?;
-        let mut left = PRUNE_BATCH;
-        left -= tx.prune_population(cutoff, left).await? as i64;
-        if left > 0 {
-            left -= tx.prune_media_log(cutoff, left).await? as i64;
-        }
-        if left > 0 {
-            left -= tx.prune_hourly(cutoff, left).await? as i64;
-        }
+        let deleted = tx.prune(cutoff, PRUNE_BATCH).await?;
         tx.commit().await?;
-        if left > 0 {
+        if deleted < PRUNE_BATCH {
             // Nothing more is due now; look again later.
             self.next_prune_ms = now_ms + PRUNE_IDLE_MS;
         }

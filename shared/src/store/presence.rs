@@ -234,35 +234,30 @@ impl Tx {
         .await
     }
 
-    /// Deletes up to `limit` population snapshots older than `cutoff_ms`.
-    pub async fn prune_population(&mut self, cutoff_ms: i64, limit: i64) -> Result<usize> {
-        self.exec(
-            "DELETE FROM population WHERE (domain, channel, slot_ms) IN \
-             (SELECT domain, channel, slot_ms FROM population WHERE slot_ms < ?1 LIMIT ?2)",
-            (cutoff_ms, limit),
-        )
-        .await
-    }
-
-    /// Deletes up to `limit` hourly buckets older than `cutoff_ms`.
-    pub async fn prune_hourly(&mut self, cutoff_ms: i64, limit: i64) -> Result<usize> {
-        self.exec(
-            "DELETE FROM hourly WHERE (domain, channel, hour_ms) IN \
-             (SELECT domain, channel, hour_ms FROM hourly WHERE hour_ms < ?1 LIMIT ?2)",
-            (cutoff_ms, limit),
-        )
-        .await
-    }
-
-    /// Deletes up to `limit` media-log rows older than `cutoff_ms`, always keeping each
-    /// channel's newest row (what is playing now, and the base of the duplicate rule).
-    pub async fn prune_media_log(&mut self, cutoff_ms: i64, limit: i64) -> Result<usize> {
-        self.exec(
-            "DELETE FROM media_log WHERE id IN (SELECT m.id FROM media_log m WHERE m.at_ms < ?1 \
-             AND EXISTS (SELECT 1 FROM media_log n WHERE n.domain = m.domain AND n.channel = m.channel \
-             AND (n.at_ms > m.at_ms OR (n.at_ms = m.at_ms AND n.id > m.id))) LIMIT ?2)",
-            (cutoff_ms, limit),
-        )
-        .await
+    /// Deletes up to `limit` append-only rows older than `cutoff_ms` from the tables of
+    /// [`PRUNED`], in that order, and says how many went. One bounded pass, so that pruning
+    /// never holds the writer for long.
+    pub async fn prune(&mut self, cutoff_ms: i64, limit: i64) -> Result<i64> {
+        let mut left = limit;
+        for sql in PRUNED {
+            if left <= 0 {
+                break;
+            }
+            left -= self.exec(sql, (cutoff_ms, left)).await? as i64;
+        }
+        Ok(limit - left)
     }
 }
+
+/// What [`Tx::prune`] deletes (`?1` the cutoff, `?2` how many at most), in this order:
+/// population snapshots, the media log (always keeping each channel's newest row:
+/// what is playing now, and the base of the duplicate rule), hourly buckets.
+const PRUNED: [&str; 3] = [
+    "DELETE FROM population WHERE (domain, channel, slot_ms) IN \
+     (SELECT domain, channel, slot_ms FROM population WHERE slot_ms < ?1 LIMIT ?2)",
+    "DELETE FROM media_log WHERE id IN (SELECT m.id FROM media_log m WHERE m.at_ms < ?1 \
+     AND EXISTS (SELECT 1 FROM media_log n WHERE n.domain = m.domain AND n.channel = m.channel \
+     AND (n.at_ms > m.at_ms OR (n.at_ms = m.at_ms AND n.id > m.id))) LIMIT ?2)",
+    "DELETE FROM hourly WHERE (domain, channel, hour_ms) IN \
+     (SELECT domain, channel, hour_ms FROM hourly WHERE hour_ms < ?1 LIMIT ?2)",
+];
