@@ -382,16 +382,7 @@ impl Tx {
                 ]
             })
             .collect();
-        let n = self
-            .put_many(
-                "users(domain, name_key, display, first_seen_ms, last_seen_ms, pms)",
-                "ON CONFLICT(domain, name_key) DO UPDATE SET \
-                 display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
-                 first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
-                 last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), pms = pms + excluded.pms",
-                rows,
-            )
-            .await?;
+        let n = self.put_many(super::write::USERS_COLUMNS, super::write::USERS_MERGE, rows).await?;
         w.rows.insert("users", n);
         Ok(())
     }

@@ -79,6 +79,14 @@ fn with_rollup(counts: &[NamedCount<'_>]) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// The `users` columns a batch writes, and how a row meets the one already there: first and
+/// last seen widen, the display name follows the latest sight, private messages add up.
+pub(super) const USERS_COLUMNS: &str = "users(domain, name_key, display, first_seen_ms, last_seen_ms, pms)";
+pub(super) const USERS_MERGE: &str = "ON CONFLICT(domain, name_key) DO UPDATE SET \
+     display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
+     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
+     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), pms = pms + excluded.pms";
+
 /// Event ids per statement when claiming a batch's ids: two statements for the largest batch.
 const IDS_PER_STATEMENT: usize = 2000;
 
@@ -254,15 +262,7 @@ impl Tx {
                         ]
                     })
                     .collect();
-                self.insert_many(
-                    "users(domain, name_key, display, first_seen_ms, last_seen_ms, pms)",
-                    "ON CONFLICT(domain, name_key) DO UPDATE SET \
-                     display = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.display ELSE display END, \
-                     first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
-                     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), pms = pms + excluded.pms",
-                    rows,
-                )
-                .await?;
+                self.insert_many(USERS_COLUMNS, USERS_MERGE, rows).await?;
             }
         }
         Ok(new)
