@@ -27,8 +27,5 @@ const FUNCTION: Function = Function {
 };
 
 fn main() -> ExitCode {
-    harness::block_on(FUNCTION, async {
-        let mut ctx = harness::start(FUNCTION).await?;
-        bootstrap::run(&mut ctx).await
-    })
+    harness::run(FUNCTION, harness::start, bootstrap::run)
 }

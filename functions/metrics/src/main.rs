@@ -17,8 +17,5 @@ const FUNCTION: Function = Function {
 };
 
 fn main() -> ExitCode {
-    harness::block_on(FUNCTION, async {
-        let ctx = harness::start_reader(FUNCTION).await?;
-        shared::metrics::run(ctx).await
-    })
+    harness::run(FUNCTION, harness::start_reader, shared::metrics::run)
 }

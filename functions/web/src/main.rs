@@ -26,8 +26,5 @@ const FUNCTION: Function = Function {
 };
 
 fn main() -> ExitCode {
-    harness::block_on(FUNCTION, async {
-        let connected = harness::start_without_database(FUNCTION).await?;
-        serve::run(connected).await
-    })
+    harness::run(FUNCTION, harness::start_without_database, serve::run)
 }

@@ -51,7 +51,7 @@ struct Bootstrap {
 }
 
 /// Runs `bootstrap-kv` until shutdown.
-pub async fn run(ctx: &mut Context) -> Result<()> {
+pub async fn run(ctx: Context) -> Result<()> {
     let service = service::register(&ctx.client, ctx.function, ctx.stats.clone()).await?;
     service::add_status_endpoint(&service, ctx.function, ctx.stats.clone()).await?;
     let (tx, mut rx) = mpsc::channel::<Trigger>(256);
@@ -78,7 +78,7 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
             _ = shutdown.wait() => break,
             _ = resync.tick() => {
                 for i in 0..b.domain_channels.len() {
-                    b.sync(ctx, i).await;
+                    b.sync(&ctx, i).await;
                 }
             }
             t = rx.recv() => match t {
@@ -99,13 +99,13 @@ pub async fn run(ctx: &mut Context) -> Result<()> {
                         }
                     }
                     for j in due {
-                        b.sync(ctx, j).await;
+                        b.sync(&ctx, j).await;
                     }
                     for t in later {
-                        b.handle_later(ctx, t).await;
+                        b.handle_later(&ctx, t).await;
                     }
                 }
-                Some(t) => b.handle_later(ctx, t).await,
+                Some(t) => b.handle_later(&ctx, t).await,
             }
         }
     }

@@ -1,7 +1,9 @@
 //! The function harness: what every function does the same way.
 //!
 //! * [`start`]: configuration, logging, NATS connection (with auth and TLS), the database,
-//!   signal handling — a [`Context`] ready for the function's own work.
+//!   signal handling — a [`Context`] ready for the function's own work; [`run`] (and
+//!   [`run_ingest`], [`query::run_query`]) is a function's whole `main`: start, work, one
+//!   clear line on failure.
 //! * [`service`]: registration as a NATS micro service with the function's work counters
 //!   in `$SRV.STATS`.
 //! * [`lifecycle`]: Kryten lifecycle announcements (startup, heartbeat, shutdown, discovery).
@@ -66,11 +68,23 @@ where
     H: ingest::Handler,
     F: FnOnce(&Config) -> H,
 {
-    block_on(function, async move {
-        let mut ctx = start(function).await?;
+    run(function, start, move |mut ctx| async move {
         let handler = make(&ctx.config);
         ingest::run(&mut ctx, handler).await
     })
+}
+
+/// A function's whole `main`: `start` it ([`start`], [`start_reader`] or
+/// [`start_without_database`], as much as it needs), then `work` until shutdown. A failure
+/// ends the process with one clear line on stderr and exit code 1 (see [`block_on`]).
+pub fn run<C, S, SF, W, WF>(function: Function, start: S, work: W) -> ExitCode
+where
+    S: FnOnce(Function) -> SF,
+    SF: Future<Output = Result<C>>,
+    W: FnOnce(C) -> WF,
+    WF: Future<Output = Result<()>>,
+{
+    block_on(function, async move { work(start(function).await?).await })
 }
 
 /// Runs a function's main future on a multi-threaded runtime and turns its result into an

@@ -17,7 +17,7 @@
 //! `Nats-Service-Error`/`Nats-Service-Error-Code` headers (set here: async-nats' own error
 //! reply has an empty body). Every request is answered, a panicking handler included.
 
-use super::{block_on, start_reader, Context, Function};
+use super::{run, start_reader, Context, Function};
 use crate::api::{self, ApiError, Owner, Params};
 use crate::query::{self, Ctx};
 use anyhow::{anyhow, Result};
@@ -35,10 +35,7 @@ const READERS: usize = 4;
 /// Runs a query function to the end: start-up, micro service with the commands `owner`
 /// answers, the routers, graceful stop.
 pub fn run_query(function: Function, owner: Owner) -> std::process::ExitCode {
-    block_on(function, async move {
-        let ctx = start_reader(function).await?;
-        serve(ctx, owner).await
-    })
+    run(function, start_reader, move |ctx| serve(ctx, owner))
 }
 
 /// Serves until shutdown.
