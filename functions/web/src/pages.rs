@@ -2,7 +2,7 @@
 //! here ([`esc`], [`user_link`]); links point only to our own paths.
 
 use crate::html::{channel_href, duration, esc, figures, num, page, section, table, user_link, when};
-use crate::svg::{bar_chart, line_chart, Bar, BarChart, LineChart, Series};
+use crate::svg::{bar_chart, line_chart, Bar, BarChart, LineChart, Series, Titles};
 use serde_json::Value;
 
 fn s(v: &Value) -> &str {
@@ -76,10 +76,12 @@ fn hours_block(id: &str, hours: &Value, what: &str) -> String {
         })
         .collect();
     let chart = bar_chart(&BarChart {
-        id,
-        title: &format!("Messages by hour of day{what} (UTC)"),
-        x_title: "hour of day (UTC)",
-        y_title: "messages",
+        titles: Titles {
+            id,
+            title: &format!("Messages by hour of day{what} (UTC)"),
+            x_title: "hour of day (UTC)",
+            y_title: "messages",
+        },
         bars: &bars,
         tick_every: 3,
     });
@@ -103,10 +105,12 @@ fn daily_block(daily: &Value) -> String {
         })
         .collect();
     let chart = bar_chart(&BarChart {
-        id: "daily",
-        title: "Messages per day, last 30 days (UTC)",
-        x_title: "day (UTC)",
-        y_title: "messages",
+        titles: Titles {
+            id: "daily",
+            title: "Messages per day, last 30 days (UTC)",
+            x_title: "day (UTC)",
+            y_title: "messages",
+        },
         bars: &bars,
         tick_every: 5,
     });
@@ -142,10 +146,7 @@ fn population_block(id: &str, slots: &Value, title: &str, label: (usize, usize),
     };
     let all = [series("present", "present", "s1"), series("chatting", "chatting", "s2")];
     let chart = line_chart(&LineChart {
-        id,
-        title,
-        x_title: "time (UTC)",
-        y_title: "users",
+        titles: Titles { id, title, x_title: "time (UTC)", y_title: "users" },
         labels: &labels,
         ticks: &ticks,
         series: &all,

@@ -26,12 +26,19 @@ pub struct Bar {
     pub class: &'static str,
 }
 
-/// A bar chart: `tick_every` labels every n-th bar; the highest bar is marked as the peak.
-pub struct BarChart<'a> {
+/// What names a chart, for every kind of chart: its element id (also of its title and
+/// description), its title and its axis titles.
+#[derive(Debug, Clone, Copy)]
+pub struct Titles<'a> {
     pub id: &'a str,
     pub title: &'a str,
     pub x_title: &'a str,
     pub y_title: &'a str,
+}
+
+/// A bar chart: `tick_every` labels every n-th bar; the highest bar is marked as the peak.
+pub struct BarChart<'a> {
+    pub titles: Titles<'a>,
     pub bars: &'a [Bar],
     pub tick_every: usize,
 }
@@ -46,10 +53,7 @@ pub struct Series {
 }
 
 pub struct LineChart<'a> {
-    pub id: &'a str,
-    pub title: &'a str,
-    pub x_title: &'a str,
-    pub y_title: &'a str,
+    pub titles: Titles<'a>,
     /// One label per point (its hover text).
     pub labels: &'a [String],
     /// One axis label per point; empty: no tick there.
@@ -79,6 +83,25 @@ pub fn compact(v: f64) -> String {
     };
     let text = format!("{n:.2}");
     format!("{}{suffix}", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// The start of a chart for values up to `top`: the `<svg>` with its title and `desc`, the
+/// frame; `capacity` is the markup's expected size. Also the value at the top of the axis.
+fn begin(t: &Titles, desc: &str, top: f64, capacity: usize) -> (String, f64) {
+    let mut out = String::with_capacity(capacity);
+    open(&mut out, t.id, t.title, desc);
+    let max = nice_max(top);
+    frame(&mut out, max, t.x_title, t.y_title);
+    (out, max)
+}
+
+/// The end of a chart: "no data yet" over an `empty` one, the closing tag.
+fn end(mut out: String, empty: bool) -> String {
+    if empty {
+        no_data(&mut out);
+    }
+    out.push_str("</svg>");
+    out
 }
 
 fn open(out: &mut String, id: &str, title: &str, desc: &str) {
@@ -145,10 +168,7 @@ pub fn bar_chart(c: &BarChart) -> String {
         Some(i) => format!("{} bars; highest: {} ({})", c.bars.len(), c.bars[i].label, c.bars[i].value),
         None => format!("{} bars, all zero", c.bars.len()),
     };
-    let mut out = String::with_capacity(4096 + c.bars.len() * 160);
-    open(&mut out, c.id, c.title, &desc);
-    let max = nice_max(top as f64);
-    frame(&mut out, max, c.x_title, c.y_title);
+    let (mut out, max) = begin(&c.titles, &desc, top as f64, 4096 + c.bars.len() * 160);
     let band = (W - LEFT - RIGHT) / c.bars.len().max(1) as f64;
     let plot = H - TOP - BOTTOM;
     for (i, b) in c.bars.iter().enumerate() {
@@ -166,11 +186,7 @@ pub fn bar_chart(c: &BarChart) -> String {
             tick(&mut out, LEFT + band * (i as f64 + 0.5), &b.label);
         }
     }
-    if peak.is_none() {
-        no_data(&mut out);
-    }
-    out.push_str("</svg>");
-    out
+    end(out, peak.is_none())
 }
 
 /// A line chart (one polyline per series, a titled point per value) as inline SVG.
@@ -179,10 +195,7 @@ pub fn line_chart(c: &LineChart) -> String {
     let top = c.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |a, b| a.max(*b));
     let points = c.series.iter().flat_map(|s| s.values.iter().flatten()).count();
     let desc = format!("{n} points; highest value {}", compact(top));
-    let mut out = String::with_capacity(4096 + points * 140);
-    open(&mut out, c.id, c.title, &desc);
-    let max = nice_max(top);
-    frame(&mut out, max, c.x_title, c.y_title);
+    let (mut out, max) = begin(&c.titles, &desc, top, 4096 + points * 140);
     let step = (W - LEFT - RIGHT) / (n.max(2) - 1) as f64;
     let plot = H - TOP - BOTTOM;
     let xy = |i: usize, v: f64| (LEFT + step * i as f64, H - BOTTOM - v.max(0.0) / max * plot);
@@ -223,11 +236,7 @@ pub fn line_chart(c: &LineChart) -> String {
             }
         }
     }
-    if points == 0 {
-        no_data(&mut out);
-    }
-    out.push_str("</svg>");
-    out
+    end(out, points == 0)
 }
 
 #[cfg(test)]
@@ -269,8 +278,11 @@ mod tests {
     #[test]
     fn a_bar_per_value_with_a_title_and_the_peak_marked() {
         let b = bars(&[1, 5, 3]);
-        let svg =
-            bar_chart(&BarChart { id: "h", title: "T", x_title: "hour", y_title: "msgs", bars: &b, tick_every: 1 });
+        let svg = bar_chart(&BarChart {
+            titles: Titles { id: "h", title: "T", x_title: "hour", y_title: "msgs" },
+            bars: &b,
+            tick_every: 1,
+        });
         assert_eq!(svg.matches("<rect class=\"bar").count(), 3);
         assert_eq!(svg.matches("<title").count(), 4, "one per bar and the chart's");
         assert_eq!(svg.matches("peak").count(), 1);
@@ -284,7 +296,11 @@ mod tests {
     #[test]
     fn all_zero_says_so() {
         let b = bars(&[0, 0]);
-        let svg = bar_chart(&BarChart { id: "z", title: "T", x_title: "x", y_title: "y", bars: &b, tick_every: 1 });
+        let svg = bar_chart(&BarChart {
+            titles: Titles { id: "z", title: "T", x_title: "x", y_title: "y" },
+            bars: &b,
+            tick_every: 1,
+        });
         assert!(svg.contains("no data yet"));
         assert!(!svg.contains("peak"));
     }
@@ -292,8 +308,11 @@ mod tests {
     #[test]
     fn labels_and_titles_are_escaped() {
         let b = vec![Bar { label: "<b>".into(), value: 1, title: "<script>x</script>".into(), class: "b1" }];
-        let svg =
-            bar_chart(&BarChart { id: "e", title: "\"t\"", x_title: "<x>", y_title: "y", bars: &b, tick_every: 1 });
+        let svg = bar_chart(&BarChart {
+            titles: Titles { id: "e", title: "\"t\"", x_title: "<x>", y_title: "y" },
+            bars: &b,
+            tick_every: 1,
+        });
         assert!(!svg.contains("<script>") && !svg.contains("<b>") && !svg.contains("<x>"), "{svg}");
         assert!(svg.contains("&lt;script&gt;"));
     }
@@ -310,10 +329,7 @@ mod tests {
             Series { name: "chatting".into(), class: "s2", values: vec![None; 5] },
         ];
         let svg = line_chart(&LineChart {
-            id: "p",
-            title: "T",
-            x_title: "time",
-            y_title: "users",
+            titles: Titles { id: "p", title: "T", x_title: "time", y_title: "users" },
             labels: &labels,
             ticks: &labels,
             series: &series,
@@ -323,10 +339,7 @@ mod tests {
         assert!(svg.contains("<title>t3: present 4</title>"));
         assert!(!svg.contains("no data yet"));
         let empty = line_chart(&LineChart {
-            id: "q",
-            title: "T",
-            x_title: "x",
-            y_title: "y",
+            titles: Titles { id: "q", title: "T", x_title: "x", y_title: "y" },
             labels: &labels,
             ticks: &[],
             series: &series[1..],
