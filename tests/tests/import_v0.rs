@@ -18,6 +18,7 @@ use shared::wire::{format_timestamp, parse_timestamp_ms};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use userstats_tests::checks::{counts, micro_data};
 use userstats_tests::python_reference::{init_database, PythonService};
 use userstats_tests::*;
 
@@ -81,29 +82,6 @@ fn i(v: &Sql) -> i64 {
         Sql::Integer(i) => *i,
         other => panic!("not an integer: {other:?}"),
     }
-}
-
-/// The `data` of a successful query on its micro endpoint.
-async fn data(client: &async_nats::Client, command: &str, params: Value) -> Value {
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request(format!("userstats.query.{command}"), params.to_string().into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{command}: no answer"))
-    .unwrap_or_else(|e| panic!("{command}: {e}"));
-    let v: Value = serde_json::from_slice(&answer.payload).expect("JSON answer");
-    assert_eq!(v["success"], json!(true), "{command} {params}: {v}");
-    v["data"].clone()
-}
-
-/// `[{name_field: n, "count": c}]` as a map.
-fn counted(v: &Value, name_field: &str) -> BTreeMap<String, i64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|e| (e[name_field].as_str().unwrap_or_default().to_string(), e["count"].as_i64().unwrap_or(-1)))
-        .collect()
 }
 
 /// Publishes envelopes with core NATS, as the bridge does.
@@ -253,7 +231,7 @@ async fn a_real_python_database_imports_with_the_python_numbers() {
         check_population(&client, &old, c).await;
         check_leaderboards(&client, &old, c).await;
     }
-    let phrases = data(&client, "kudos.phrases.list", json!({})).await;
+    let phrases = micro_data(&client, "kudos.phrases.list", json!({})).await;
     let want: Vec<String> =
         rows(&old, "SELECT phrase FROM kudos_trigger_phrases ORDER BY phrase").await.iter().map(|r| s(&r[0])).collect();
     assert_eq!(phrases["phrases"], json!(want), "trigger phrases");
@@ -285,7 +263,7 @@ async fn old_users(old: &str) -> BTreeSet<String> {
 /// `pm_counts`, `user_aliases` and `users` have them (case variants together).
 async fn check_user_stats(client: &async_nats::Client, old: &str, u: &str) {
     let who = format!("lower(username) = '{u}'");
-    let stats = data(client, "user.stats", json!({"username": u})).await;
+    let stats = micro_data(client, "user.stats", json!({"username": u})).await;
     assert_eq!(
         stats["pms"].as_i64(),
         Some(sum(old, &format!("SELECT SUM(pm_count) FROM pm_counts WHERE {who}")).await),
@@ -313,10 +291,10 @@ async fn check_user_stats(client: &async_nats::Client, old: &str, u: &str) {
 /// `message_counts`, `kudos_plusplus` and `kudos_phrases` have them.
 async fn check_user_counts(client: &async_nats::Client, old: &str, u: &str, c: &str) {
     let here = format!("lower(username) = '{u}' AND channel = '{c}'");
-    let m = data(client, "user.messages", json!({"username": u, "channel": c})).await;
+    let m = micro_data(client, "user.messages", json!({"username": u, "channel": c})).await;
     let want = sum(old, &format!("SELECT SUM(message_count) FROM message_counts WHERE {here}")).await;
     assert_eq!(m["message_count"].as_i64(), Some(want), "{u} messages in {c}");
-    let k = data(client, "user.kudos", json!({"username": u, "channel": c})).await;
+    let k = micro_data(client, "user.kudos", json!({"username": u, "channel": c})).await;
     let want = sum(old, &format!("SELECT SUM(kudos_count) FROM kudos_plusplus WHERE {here}")).await;
     assert_eq!(k["plusplus"].as_i64(), Some(want), "{u} ++ in {c}");
     let want: BTreeMap<String, i64> =
@@ -325,21 +303,21 @@ async fn check_user_counts(client: &async_nats::Client, old: &str, u: &str, c: &
             .iter()
             .map(|r| (s(&r[0]), i(&r[1])))
             .collect();
-    assert_eq!(counted(&k["phrases"], "phrase"), want, "{u} phrase kudos in {c}");
+    assert_eq!(counts(&k["phrases"], "phrase"), want, "{u} phrase kudos in {c}");
 }
 
 /// `user.stats` in a channel: emotes (with the `#` ours have) as the old `emote_usage`, and
 /// time in channel as the old `user_activity` (none when it has no row).
 async fn check_user_emotes_and_time(client: &async_nats::Client, old: &str, u: &str, c: &str) {
     let here = format!("lower(username) = '{u}' AND channel = '{c}'");
-    let st = data(client, "user.stats", json!({"username": u, "channel": c})).await;
+    let st = micro_data(client, "user.stats", json!({"username": u, "channel": c})).await;
     let want: BTreeMap<String, i64> =
         rows(old, &format!("SELECT emote, SUM(usage_count) FROM emote_usage WHERE {here} GROUP BY emote"))
             .await
             .iter()
             .map(|r| (format!("#{}", s(&r[0])), i(&r[1])))
             .collect();
-    assert_eq!(counted(&st["emotes"], "emote"), want, "{u} emotes in {c}");
+    assert_eq!(counts(&st["emotes"], "emote"), want, "{u} emotes in {c}");
     let act = rows(
         old,
         &format!("SELECT SUM(total_time_seconds), SUM(not_afk_time_seconds) FROM user_activity WHERE {here}"),
@@ -361,7 +339,7 @@ async fn check_media_history(client: &async_nats::Client, old: &str, c: &str) {
         .iter()
         .map(|r| json!({"timestamp": format_timestamp(parse_timestamp_ms(&s(&r[0])).expect("time")), "media_title": s(&r[1]), "media_type": s(&r[2]), "media_id": s(&r[3])}))
         .collect();
-    let got = data(client, "channel.media_history", json!({"channel": c, "limit": 1000})).await;
+    let got = micro_data(client, "channel.media_history", json!({"channel": c, "limit": 1000})).await;
     assert_eq!(got["history"], json!(want), "media history of {c}");
 }
 
@@ -383,7 +361,7 @@ async fn check_votes(client: &async_nats::Client, old: &str, c: &str) {
             e.1 += 1
         }
     }
-    let got = data(client, "channel.movie_votes", json!({"channel": c})).await;
+    let got = micro_data(client, "channel.movie_votes", json!({"channel": c})).await;
     let got: BTreeMap<String, (i64, i64)> = got
         .as_array()
         .expect("votes")
@@ -413,7 +391,7 @@ async fn check_population(client: &async_nats::Client, old: &str, c: &str) {
     })
     .collect();
     assert!(want.len() >= 2, "the Python service took snapshots");
-    let got = data(client, "channel.population", json!({"channel": c, "hours": 24})).await;
+    let got = micro_data(client, "channel.population", json!({"channel": c, "hours": 24})).await;
     let got: Vec<(String, i64)> = got["history"]
         .as_array()
         .expect("history")
@@ -421,7 +399,7 @@ async fn check_population(client: &async_nats::Client, old: &str, c: &str) {
         .map(|h| (h["timestamp"].as_str().unwrap_or_default().to_string(), h["connected_count"].as_i64().unwrap_or(-1)))
         .collect();
     assert_eq!(got, want, "population history of {c}");
-    let wm = data(client, "channel.watermarks", json!({"channel": c})).await;
+    let wm = micro_data(client, "channel.watermarks", json!({"channel": c})).await;
     let high = sum(
         old,
         &format!("SELECT MAX(total_users) FROM population_watermarks WHERE channel = '{c}' AND is_high_mark = 1"),
@@ -441,8 +419,8 @@ async fn check_population(client: &async_nats::Client, old: &str, c: &str) {
 
 /// Leaderboards from the rollups: all messages, and kudos (++ and phrases) per user.
 async fn check_leaderboards(client: &async_nats::Client, old: &str, c: &str) {
-    let lb = data(client, "leaderboard.messages", json!({"channel": c, "limit": 1000})).await;
-    let total: i64 = counted(&lb["leaderboard"], "username").values().sum();
+    let lb = micro_data(client, "leaderboard.messages", json!({"channel": c, "limit": 1000})).await;
+    let total: i64 = counts(&lb["leaderboard"], "username").values().sum();
     let want = sum(
         old,
         &format!(
@@ -451,9 +429,9 @@ async fn check_leaderboards(client: &async_nats::Client, old: &str, c: &str) {
     )
     .await;
     assert_eq!(total, want, "message leaderboard of {c}");
-    let lb = data(client, "leaderboard.kudos", json!({"channel": c, "limit": 1000})).await;
+    let lb = micro_data(client, "leaderboard.kudos", json!({"channel": c, "limit": 1000})).await;
     let got: BTreeMap<String, i64> =
-        counted(&lb["leaderboard"], "username").into_iter().map(|(u, n)| (u.to_lowercase(), n)).collect();
+        counts(&lb["leaderboard"], "username").into_iter().map(|(u, n)| (u.to_lowercase(), n)).collect();
     let want: BTreeMap<String, i64> = rows(
         old,
         &format!(

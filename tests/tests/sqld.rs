@@ -6,23 +6,12 @@
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use userstats_tests::checks::micro_data;
 use userstats_tests::*;
 
 const ALL: [&str; 7] =
     ["ingest-presence", "ingest-media", "ingest-chat", "bootstrap-kv", "query-user", "query-leaderboard", "metrics"];
 const USERS: usize = 40;
-
-/// The `data` of a query's answer on its micro endpoint.
-async fn ask(client: &async_nats::Client, command: &str, params: Value) -> Value {
-    let subject = format!("userstats.query.{command}");
-    let answer = tokio::time::timeout(Duration::from_secs(10), client.request(subject, params.to_string().into()))
-        .await
-        .unwrap_or_else(|_| panic!("{command}: no answer within 10 s"))
-        .unwrap_or_else(|e| panic!("{command}: {e}"));
-    let v: Value = serde_json::from_slice(&answer.payload).expect("answer is JSON");
-    assert_eq!(v["success"], json!(true), "{command}: {v}");
-    v["data"].clone()
-}
 
 /// What the query functions answer about the stream: leaderboards, votes, media history
 /// and each user's counts. (Population and watermarks come from snapshots taken by the
@@ -39,12 +28,12 @@ async fn answers(rig: &Rig) -> Vec<(String, Value)> {
         "channel.movie_votes",
         "channel.media_history",
     ] {
-        out.push((command.to_string(), ask(&client, command, ch.clone()).await));
+        out.push((command.to_string(), micro_data(&client, command, ch.clone()).await));
     }
     for i in 0..USERS {
         let user = json!({"username": format!("user{i}"), "channel": CHANNEL});
         for command in ["user.messages", "user.kudos"] {
-            out.push((format!("{command} user{i}"), ask(&client, command, user.clone()).await));
+            out.push((format!("{command} user{i}"), micro_data(&client, command, user.clone()).await));
         }
     }
     out
@@ -131,7 +120,7 @@ async fn a_query_function_on_an_embedded_replica_sees_writes_within_its_sync_int
         // request and a loaded machine).
         let user = json!({"username": "replicauser", "channel": CHANNEL});
         loop {
-            let seen = ask(&client, "user.messages", user.clone()).await["message_count"].as_i64().unwrap_or(0);
+            let seen = micro_data(&client, "user.messages", user.clone()).await["message_count"].as_i64().unwrap_or(0);
             if seen == round {
                 break;
             }
@@ -149,10 +138,10 @@ async fn a_query_function_on_an_embedded_replica_sees_writes_within_its_sync_int
     println!("replica lag after commit: {lags:?} (sync interval {SYNC_MS} ms)");
 
     // Its few writes (admin commands) go to the server, and it reads them back at once.
-    let added = ask(&client, "alias.add", json!({"username": "replicauser", "alias": "rep"})).await;
+    let added = micro_data(&client, "alias.add", json!({"username": "replicauser", "alias": "rep"})).await;
     assert_eq!(added["added"], json!(true), "{added}");
     assert_eq!(store.alias_owner("rep").await.unwrap().as_deref(), Some("replicauser"), "written on the server");
-    let found = ask(&client, "alias.find", json!({"alias": "rep"})).await;
+    let found = micro_data(&client, "alias.find", json!({"alias": "rep"})).await;
     assert_eq!(found["found"], json!(true), "read back through the replica: {found}");
 }
 

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
+use userstats_tests::checks::micro_data;
 use userstats_tests::*;
 
 const CH: &str = "420Grindhouse";
@@ -76,19 +77,6 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
-async fn ask(client: &async_nats::Client, command: &str, params: Value) -> Value {
-    let m = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request(format!("userstats.query.{command}"), params.to_string().into()),
-    )
-    .await
-    .expect("query answered in time")
-    .expect("query request");
-    let v: Value = serde_json::from_slice(&m.payload).expect("JSON answer");
-    assert_eq!(v["success"], json!(true), "{command} {params}: {v}");
-    v["data"].clone()
-}
-
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
@@ -154,13 +142,13 @@ async fn stack(tag: &str, extra: &str, functions: &[&str]) -> (Rig, Vec<Function
 }
 
 async fn check_channel(c: &async_nats::Client, port: u16) {
-    let summary = ask(c, "channel.summary", json!({"channel": CH})).await;
+    let summary = micro_data(c, "channel.summary", json!({"channel": CH})).await;
     let page = get(port, &format!("/c/{CH}?format=json")).json();
     for k in ["messages", "users_seen", "kudos", "emote_uses", "media_played", "present", "chatting", "messages_7d"] {
         assert_eq!(page["summary"][k], summary[k], "summary.{k}");
     }
     assert_eq!(summary["messages"], json!(15), "the fixture's 15 messages");
-    let chatters = ask(c, "channel.chatters", json!({"channel": CH, "limit": 25})).await;
+    let chatters = micro_data(c, "channel.chatters", json!({"channel": CH, "limit": 25})).await;
     let strip = |v: &Value| -> Vec<Value> {
         v.as_array()
             .into_iter()
@@ -171,14 +159,14 @@ async fn check_channel(c: &async_nats::Client, port: u16) {
     assert_eq!(strip(&page["chatters"]), strip(&chatters["chatters"]));
     assert_eq!(page["chatters"][0]["username"], json!("bob"));
     assert_eq!(page["chatters"][0]["messages"], json!(8));
-    let kudos = ask(c, "leaderboard.kudos", json!({"channel": CH, "limit": 10})).await["leaderboard"].clone();
-    let emotes = ask(c, "leaderboard.emotes", json!({"channel": CH, "limit": 10})).await["leaderboard"].clone();
-    let hours = ask(c, "channel.hours", json!({"channel": CH})).await["hours"].clone();
-    let daily = ask(c, "timeseries.daily", json!({"channel": CH, "days": 30})).await["data"].clone();
+    let kudos = micro_data(c, "leaderboard.kudos", json!({"channel": CH, "limit": 10})).await["leaderboard"].clone();
+    let emotes = micro_data(c, "leaderboard.emotes", json!({"channel": CH, "limit": 10})).await["leaderboard"].clone();
+    let hours = micro_data(c, "channel.hours", json!({"channel": CH})).await["hours"].clone();
+    let daily = micro_data(c, "timeseries.daily", json!({"channel": CH, "days": 30})).await["data"].clone();
     assert_eq!((&page["kudos"], &page["emotes"], &page["hours"], &page["daily"]), (&kudos, &emotes, &hours, &daily));
     assert_eq!(pairs(&kudos, "username")[0], ("Alice".to_string(), 3));
     assert_eq!(hours[8]["messages"], json!(15), "every fixture message is from 08:xx UTC");
-    let media = ask(c, "channel.media_history", json!({"channel": CH, "limit": 15})).await["history"].clone();
+    let media = micro_data(c, "channel.media_history", json!({"channel": CH, "limit": 15})).await["history"].clone();
     let titles = |v: &Value| v.as_array().into_iter().flatten().map(|m| m["media_title"].clone()).collect::<Vec<_>>();
     assert_eq!(titles(&page["recent_media"]), titles(&media));
 
@@ -220,7 +208,7 @@ async fn check_channel(c: &async_nats::Client, port: u16) {
     assert_eq!(cells(&table(&html, "daily-table"), 0, 1), per_day);
     assert_eq!(html.matches("<rect class=\"bar").count(), 24 + 30, "24 hour bars and 30 day bars");
     // Emote images (web.show_emote_images): the bridge's https URLs, beside the names.
-    let images = ask(c, "channel.emotes", json!({"channel": CH})).await;
+    let images = micro_data(c, "channel.emotes", json!({"channel": CH})).await;
     let kappa = images["emotes"].as_array().unwrap().iter().find(|e| e["emote"] == json!("#kappa")).cloned();
     assert_eq!(kappa, Some(json!({"emote": "#kappa", "image": "https://i.example/kappa.png"})));
     assert_eq!(page["emote_images"]["#kappa"], json!("https://i.example/kappa.png"));
@@ -228,8 +216,8 @@ async fn check_channel(c: &async_nats::Client, port: u16) {
 }
 
 async fn check_user(c: &async_nats::Client, port: u16, name: &str) {
-    let stats = ask(c, "user.stats", json!({"username": name, "channel": CH})).await;
-    let hours = ask(c, "user.hours", json!({"username": name, "channel": CH})).await["hours"].clone();
+    let stats = micro_data(c, "user.stats", json!({"username": name, "channel": CH})).await;
+    let hours = micro_data(c, "user.hours", json!({"username": name, "channel": CH})).await["hours"].clone();
     let page = get(port, &format!("/c/{CH}/u/{}?format=json", seg(name))).json();
     for k in [
         "username",
@@ -269,7 +257,7 @@ async fn pages_carry_the_query_api_numbers() {
     rig.drained(&events).await;
 
     // `/`: the channel's live figures.
-    let summary = ask(&client, "channel.summary", json!({"channel": CH})).await;
+    let summary = micro_data(&client, "channel.summary", json!({"channel": CH})).await;
     let home = get(port, "/?format=json").json();
     assert_eq!(home["channels"][0]["channel"], json!(CH));
     for k in ["present", "messages_today", "messages_7d", "top_talker", "now_playing"] {
@@ -420,13 +408,13 @@ async fn hostile_input_never_reaches_a_page_unescaped() {
     events.extend(hostile_events(evil, t0));
     publish_all(&client, &events).await.unwrap();
     rig.drained(&events).await;
-    ask(&client, "alias.add", json!({"username": HOSTILE[0], "alias": HOSTILE[1]})).await;
-    ask(&client, "alias.add", json!({"username": HOSTILE[0], "alias": HOSTILE[2]})).await;
+    micro_data(&client, "alias.add", json!({"username": HOSTILE[0], "alias": HOSTILE[1]})).await;
+    micro_data(&client, "alias.add", json!({"username": HOSTILE[0], "alias": HOSTILE[2]})).await;
 
     // The hostile data is really there (the test can fail).
-    let chatters = ask(&client, "channel.chatters", json!({"channel": CH})).await;
+    let chatters = micro_data(&client, "channel.chatters", json!({"channel": CH})).await;
     assert_eq!(chatters["chatters"].as_array().map(Vec::len), Some(3), "{chatters}");
-    let list = ask(&client, "channel.list", json!({})).await;
+    let list = micro_data(&client, "channel.list", json!({})).await;
     assert!(list["channels"].as_array().unwrap().iter().any(|c| c["channel"] == json!(evil)), "{list}");
 
     let mut paths = vec!["/".to_string()];
