@@ -135,6 +135,11 @@ pub struct IngestConfig {
     pub dependency_wait_ms: u64,
     /// Longest believable session; longer durations are clamped and counted.
     pub max_session_days: u64,
+    /// The CPU priority (Unix nice, 0..19) ingest functions lower themselves to, so that
+    /// on a shared machine a query never waits behind a batch: ingest catches up in the
+    /// time queries leave (events wait safely in the stream), answers stay fast. 0 keeps
+    /// the priority it was started with.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -311,6 +316,7 @@ impl Default for IngestConfig {
             ack_wait_seconds: 10,
             dependency_wait_ms: 2000,
             max_session_days: 7,
+            nice: 10,
         }
     }
 }
@@ -430,6 +436,9 @@ impl Config {
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             bail!("ingest.batch_max must be between 1 and 10000");
+        }
+        if !(0..=19).contains(&self.ingest.nice) {
+            bail!("ingest.nice must be between 0 (keep the priority) and 19 (lowest)");
         }
         self.database.location(false)?;
         if self.snapshots.interval_seconds == 0 {

@@ -8,7 +8,7 @@
 //! away — and checks that ingest-presence still applies join, leave, join in that order.
 //! (A replica that has just taken the lease waits for such events; one that already holds
 //! it notices that the consumer has more events pending than it holds and fetches them
-//! first: `gather_earlier` in shared/src/harness/ingest.rs.)
+//! first: `Puller::gather_earlier` in shared/src/harness/fetch.rs.)
 
 use serde_json::json;
 use std::time::Duration;

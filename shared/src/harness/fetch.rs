@@ -1,29 +1,68 @@
 //! Pulling batches from an ingest function's durable consumer: what is there now or the
 //! first event to come, bounded by a client-side deadline, and — before a batch is
-//! applied — the earlier events that are still out (see [`gather_earlier`]).
+//! applied, when a pull was given up on — the earlier events that are still out (see
+//! [`Puller::gather_earlier`]).
 
 use super::Context;
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
-/// Up to `max` messages: what is available now, else the first to arrive within `wait`
-/// plus whatever came with it.
-pub(super) async fn next_batch(consumer: &PullConsumer, max: usize, wait: Duration) -> Vec<jetstream::Message> {
-    let mut out = Vec::new();
-    fetch_into(consumer, max, None, &mut out).await;
-    if out.is_empty() {
-        fetch_into(consumer, 1, Some(wait), &mut out).await;
-        if !out.is_empty() && max > 1 {
-            fetch_into(consumer, max - 1, None, &mut out).await;
+/// The function's side of its durable consumer. It remembers whether a pull request was
+/// given up on (client-side deadline passed, or the pull ended with an error) since the
+/// consumer was last seen whole: only then can events be out of reach, and only then does
+/// a batch cost a question to the server before it is applied.
+pub(super) struct Puller {
+    consumer: PullConsumer,
+    /// A pull was given up on (or the replica just started, or lost its lease): events may
+    /// be pending at the server that nobody holds.
+    suspect: bool,
+}
+
+impl Puller {
+    pub(super) fn new(consumer: PullConsumer) -> Puller {
+        Puller { consumer, suspect: true }
+    }
+
+    pub(super) fn consumer(&self) -> &PullConsumer {
+        &self.consumer
+    }
+
+    /// Events may be out of reach now (the batch was handed back, the lease changed hands).
+    pub(super) fn suspect(&mut self) {
+        self.suspect = true;
+    }
+
+    /// Up to `max` messages: what is available now, else the first to arrive within `wait`
+    /// plus whatever came with it.
+    pub(super) async fn next_batch(&mut self, max: usize, wait: Duration) -> Vec<jetstream::Message> {
+        let mut out = Vec::new();
+        self.fetch_into(max, None, &mut out).await;
+        if out.is_empty() {
+            self.fetch_into(1, Some(wait), &mut out).await;
+            if !out.is_empty() && max > 1 {
+                self.fetch_into(max - 1, None, &mut out).await;
+            }
+        }
+        out
+    }
+
+    async fn fetch_into(&mut self, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
+        if !fetch_into(&self.consumer, max, wait, out).await {
+            self.suspect = true;
         }
     }
-    out
 }
 
 /// One pull request. Bounded by a client-side deadline too: a pull request the server lost
-/// (it restarted while we waited) would otherwise never end.
-async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
+/// (it restarted while we waited) would otherwise never end. False when the pull was given
+/// up on or ended with an error: events may have been delivered into it and never seen.
+async fn fetch_into(
+    consumer: &PullConsumer,
+    max: usize,
+    wait: Option<Duration>,
+    out: &mut Vec<jetstream::Message>,
+) -> bool {
     let deadline = wait.unwrap_or(Duration::ZERO) + Duration::from_secs(2);
     let pull = async {
         let batch = match wait {
@@ -37,65 +76,79 @@ async fn fetch_into(consumer: &PullConsumer, max: usize, wait: Option<Duration>,
                         Ok(m) => out.push(m),
                         Err(e) => {
                             tracing::debug!(error = %e, "fetch ended");
-                            break;
+                            return false;
                         }
                     }
                 }
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch from the stream (NATS down?); retrying");
                 if wait.is_some() {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
+                false
             }
         }
     };
-    if tokio::time::timeout(deadline, pull).await.is_err() {
-        tracing::debug!("pull request unanswered (server restarted?); asking again");
+    match tokio::time::timeout(deadline, pull).await {
+        Ok(whole) => whole,
+        Err(_) => {
+            tracing::debug!("pull request unanswered (server restarted?); asking again");
+            false
+        }
     }
 }
 
-/// Makes sure no earlier event is out while a batch is applied. A pull request this replica
-/// gave up on (its client-side deadline passed on a loaded machine, or the pull ended with
-/// an error) may still have had events delivered into it: they are pending at the server,
-/// seen by nobody, and come back only after `ack_wait` — while later events, fetched
-/// meanwhile, would be applied first (presence sessions depend on the order). So when the
-/// consumer has more events pending than this replica holds, it keeps what it holds alive,
-/// fetches the missing ones as they come back, and applies everything in stream order.
-pub(super) async fn gather_earlier(
-    ctx: &Context,
-    consumer: &PullConsumer,
-    mut held: Vec<jetstream::Message>,
-    batch_max: usize,
-) -> Vec<jetstream::Message> {
-    let deadline = Instant::now() + Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 2);
-    let mut checks = 0u32;
-    let mut kept_alive = Instant::now();
-    loop {
-        let pending = consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
-        if pending <= held.len() || Instant::now() > deadline || ctx.shutdown.is_set() {
-            break;
-        }
-        checks += 1;
-        if checks <= 3 {
-            // Usually the acks of the previous batch, not processed yet: look again.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        }
-        if checks == 4 {
-            ctx.stats.add_extra("gathered_out_of_order", 1);
-            tracing::debug!(pending, held = held.len(), "earlier events are out; fetching them before applying");
-        }
-        if kept_alive.elapsed() > Duration::from_secs(1) {
-            for m in &held {
-                let _ = m.ack_with(AckKind::Progress).await;
+impl Puller {
+    /// Makes sure no earlier event is out while a batch is applied. A pull request this
+    /// replica gave up on (its client-side deadline passed on a loaded machine, or the pull
+    /// ended with an error) may still have had events delivered into it: they are pending at
+    /// the server, seen by nobody, and come back only after `ack_wait` — while later events,
+    /// fetched meanwhile, would be applied first (presence sessions depend on the order). So
+    /// after such a pull, when the consumer has more events pending than this replica holds,
+    /// it keeps what it holds alive, fetches the missing ones as they come back, and applies
+    /// everything in stream order. Without one, nothing can be out and nothing is asked.
+    pub(super) async fn gather_earlier(
+        &mut self,
+        ctx: &Context,
+        mut held: Vec<jetstream::Message>,
+        batch_max: usize,
+    ) -> Vec<jetstream::Message> {
+        let deadline = Instant::now() + Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 2);
+        let mut checks = 0u32;
+        let mut kept_alive = Instant::now();
+        while self.suspect {
+            let pending = self.consumer.get_info().await.map(|i| i.num_ack_pending).unwrap_or(0);
+            if pending <= held.len() {
+                self.suspect = false;
+                break;
             }
-            kept_alive = Instant::now();
+            if Instant::now() > deadline || ctx.shutdown.is_set() {
+                break;
+            }
+            checks += 1;
+            if checks <= 3 {
+                // Perhaps the acks of the previous batch, not processed yet: look again.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            if checks == 4 {
+                ctx.stats.add_extra("gathered_out_of_order", 1);
+                tracing::debug!(pending, held = held.len(), "earlier events are out; fetching them before applying");
+            }
+            if kept_alive.elapsed() > Duration::from_secs(1) {
+                for m in &held {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+                kept_alive = Instant::now();
+            }
+            // A pull given up on here keeps the replica suspicious: the loop goes on.
+            fetch_into(&self.consumer, batch_max, Some(Duration::from_millis(200)), &mut held).await;
         }
-        fetch_into(consumer, batch_max, Some(Duration::from_millis(200)), &mut held).await;
+        let seq = |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        held.sort_by_key(seq);
+        held.dedup_by_key(|m| seq(m));
+        held
     }
-    let seq = |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).unwrap_or(0);
-    held.sort_by_key(seq);
-    held.dedup_by_key(|m| seq(m));
-    held
 }

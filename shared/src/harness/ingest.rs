@@ -20,7 +20,9 @@
 //! subscription per subject, same batching and idempotency, no durability.
 
 use super::batch::{Backoff, Outcome};
-use super::fetch::{gather_earlier, next_batch};
+use super::fetch::Puller;
+
+mod nice;
 use super::lease::{Lease, Takeover, LEASE_TTL_MS};
 use super::service::PhaseTimes;
 use super::{now_ms, service, Context};
@@ -86,6 +88,7 @@ struct Incoming {
 
 /// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
 pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
+    nice::lower_priority(ctx.config.ingest.nice);
     let subjects = filter_subjects(ctx, handler.events());
     let result = if ctx.config.ingest.mode == IngestMode::Core {
         run_core(ctx, &mut handler, &subjects).await
@@ -149,7 +152,7 @@ async fn ensure_stream(js: &jetstream::Context, ctx: &Context) -> Result<jetstre
 async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects: &[String]) -> Result<()> {
     let js = jetstream::new(ctx.client.clone());
     let stream = ensure_stream(&js, ctx).await?;
-    let consumer = durable_consumer(ctx, &stream, subjects).await?;
+    let mut puller = Puller::new(durable_consumer(ctx, &stream, subjects).await?);
     let service = announce(ctx).await?;
     let batch_max = ctx.config.ingest.batch_max;
     let deps: Vec<String> = handler.depends_on().iter().map(|d| format!("userstats-{d}")).collect();
@@ -161,25 +164,26 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
             turn.lost();
+            puller.suspect();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
                 _ = shutdown.wait() => break,
             }
         }
-        if !settle(&mut turn, &consumer).await {
+        if !settle(&mut turn, puller.consumer()).await {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         let fetching = Instant::now();
         let messages = tokio::select! {
-            m = next_batch(&consumer, batch_max, Duration::from_millis(500)) => m,
+            m = puller.next_batch(batch_max, Duration::from_millis(500)) => m,
             _ = shutdown.wait() => break,
         };
         if messages.is_empty() {
             ctx.stats.lag.store(0, Relaxed);
             continue;
         }
-        let messages = gather_earlier(ctx, &consumer, messages, batch_max).await;
+        let messages = puller.gather_earlier(ctx, messages, batch_max).await;
         PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
         match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
             Ok(()) => ack(ctx, &messages).await,
@@ -189,6 +193,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
                 hand_back(&messages).await;
                 lease.held_until_ms = 0;
                 turn.lost();
+                puller.suspect();
             }
             Err(_) => {} // not acked: handed out again
         }
@@ -264,21 +269,11 @@ async fn apply<H: Handler>(
     apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await
 }
 
-/// Acks a committed batch and records how many events wait behind it. The last ack waits
-/// for the server's confirmation: the server takes acks in order, so once it has confirmed
-/// the last one it has counted them all, and the next batch's [`gather_earlier`] check
-/// sees the true number of events out instead of waiting for acks still in flight.
+/// Acks a committed batch and records how many events wait behind it.
 async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
     let acking = Instant::now();
-    let last = messages.len().saturating_sub(1);
-    for (i, m) in messages.iter().enumerate() {
-        let acked = if i == last {
-            // Unconfirmed within a second (a server restarting): sent all the same.
-            tokio::time::timeout(Duration::from_secs(1), m.double_ack()).await.unwrap_or(Ok(()))
-        } else {
-            m.ack().await
-        };
-        if let Err(e) = acked {
+    for m in messages {
+        if let Err(e) = m.ack().await {
             tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
         }
     }
