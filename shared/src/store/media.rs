@@ -32,15 +32,13 @@ impl Tx {
         channel: &str,
         at_ms: i64,
     ) -> Result<Option<(i64, String, String)>> {
-        let rows = self
-            .rows(
-                "SELECT id, media_type, media_id FROM media_log WHERE domain = ?1 AND channel = ?2 AND at_ms > ?3 \
+        self.first(
+            "SELECT id, media_type, media_id FROM media_log WHERE domain = ?1 AND channel = ?2 AND at_ms > ?3 \
                  ORDER BY at_ms, id LIMIT 1",
-                (domain, channel, at_ms),
-                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
-            )
-            .await?;
-        Ok(rows.into_iter().next())
+            (domain, channel, at_ms),
+            |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+        )
+        .await
     }
 
     /// Moves a media-log entry's start to an earlier time (an earlier sight of the same
@@ -137,12 +135,8 @@ impl Tx {
 
     /// The latest time a channel's emote list was stated or changed (see [`Tx::mark_emotes_at`]).
     pub async fn emotes_at(&mut self, domain: &str, channel: &str) -> Result<Option<i64>> {
-        let rows = self
-            .rows("SELECT version FROM versions WHERE name = ?1", [format!("emotes_ms:{domain}:{channel}")], |r| {
-                Ok(r.get::<i64>(0)?)
-            })
-            .await?;
-        Ok(rows.into_iter().next())
+        self.maybe_number("SELECT version FROM versions WHERE name = ?1", [format!("emotes_ms:{domain}:{channel}")])
+            .await
     }
 
     /// Remembers the playlist uid now playing in a channel.
@@ -158,12 +152,8 @@ impl Tx {
 
     /// The playlist uid now playing in a channel, if known.
     pub async fn current_uid(&mut self, domain: &str, channel: &str) -> Result<Option<i64>> {
-        let rows = self
-            .rows("SELECT current_uid FROM channel_state WHERE domain = ?1 AND channel = ?2", [domain, channel], |r| {
-                Ok(r.get::<Option<i64>>(0)?)
-            })
-            .await?;
-        Ok(rows.into_iter().next().flatten())
+        self.maybe_number("SELECT current_uid FROM channel_state WHERE domain = ?1 AND channel = ?2", [domain, channel])
+            .await
     }
 
     /// Empties a channel's playlist.
@@ -195,24 +185,19 @@ impl Tx {
 
     /// The position of a uid in a channel's playlist.
     pub async fn playlist_position(&mut self, domain: &str, channel: &str, uid: i64) -> Result<Option<i64>> {
-        let rows = self
-            .rows(
-                "SELECT position FROM playlist WHERE domain = ?1 AND channel = ?2 AND uid = ?3",
-                (domain, channel, uid),
-                |r| Ok(r.get::<i64>(0)?),
-            )
-            .await?;
-        Ok(rows.into_iter().next())
+        self.maybe_number(
+            "SELECT position FROM playlist WHERE domain = ?1 AND channel = ?2 AND uid = ?3",
+            (domain, channel, uid),
+        )
+        .await
     }
 
     /// The number of entries in a channel's playlist.
     pub async fn playlist_len(&mut self, domain: &str, channel: &str) -> Result<i64> {
-        let rows = self
-            .rows("SELECT COUNT(*) FROM playlist WHERE domain = ?1 AND channel = ?2", [domain, channel], |r| {
-                Ok(r.get::<i64>(0)?)
-            })
-            .await?;
-        Ok(rows.into_iter().next().unwrap_or(0))
+        Ok(self
+            .maybe_number("SELECT COUNT(*) FROM playlist WHERE domain = ?1 AND channel = ?2", [domain, channel])
+            .await?
+            .unwrap_or(0))
     }
 
     /// Adds `delta` to the position of every entry at or after `from_position`.
@@ -249,14 +234,12 @@ impl Tx {
         channel: &str,
         uid: i64,
     ) -> Result<Option<(String, String, String)>> {
-        let rows = self
-            .rows(
-                "SELECT media_type, media_id, title FROM playlist WHERE domain = ?1 AND channel = ?2 AND uid = ?3",
-                (domain, channel, uid),
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .await?;
-        Ok(rows.into_iter().next())
+        self.first(
+            "SELECT media_type, media_id, title FROM playlist WHERE domain = ?1 AND channel = ?2 AND uid = ?3",
+            (domain, channel, uid),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .await
     }
 
     /// A channel's playlist uids in order.

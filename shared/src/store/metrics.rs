@@ -59,12 +59,12 @@ impl Store {
                 },
             )
             .await?;
-        let active_sessions = self.all("SELECT COUNT(*) FROM sessions", (), |r| Ok(r.get::<i64>(0)?)).await?;
+        let active_sessions = self.number("SELECT COUNT(*) FROM sessions", ()).await?;
         let counters = self
             .all("SELECT function, name, value FROM counters ORDER BY function, name", (), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .await?;
-        Ok(Figures { totals, channels, active_sessions: active_sessions.into_iter().next().unwrap_or(0), counters })
+        Ok(Figures { totals, channels, active_sessions, counters })
     }
 }

@@ -19,15 +19,13 @@ fn session_from_row(r: &libsql::Row, offset: i32) -> Result<Session> {
 impl Tx {
     /// A user's open session in a channel, if any.
     pub async fn session(&mut self, domain: &str, channel: &str, key: &str) -> Result<Option<Session>> {
-        let rows = self
-            .rows(
-                "SELECT joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
+        self.first(
+            "SELECT joined_ms, afk, afk_since_ms, afk_ms, last_event_ms FROM sessions \
                  WHERE domain = ?1 AND channel = ?2 AND name_key = ?3",
-                [domain, channel, key],
-                |r| session_from_row(r, 0),
-            )
-            .await?;
-        Ok(rows.into_iter().next())
+            [domain, channel, key],
+            |r| session_from_row(r, 0),
+        )
+        .await
     }
 
     /// Every user of a domain with their last seen time, by user key.
@@ -90,14 +88,12 @@ impl Tx {
 
     /// A user's closed time in a channel as (total ms, not-AFK ms), if any session closed.
     pub async fn activity(&mut self, domain: &str, channel: &str, key: &str) -> Result<Option<(i64, i64)>> {
-        let rows = self
-            .rows(
-                "SELECT total_ms, not_afk_ms FROM activity WHERE domain = ?1 AND channel = ?2 AND name_key = ?3",
-                [domain, channel, key],
-                |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
-            )
-            .await?;
-        Ok(rows.into_iter().next())
+        self.first(
+            "SELECT total_ms, not_afk_ms FROM activity WHERE domain = ?1 AND channel = ?2 AND name_key = ?3",
+            [domain, channel, key],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+        )
+        .await
     }
 
     /// Moves a known user's last seen (and display name) without creating the user.
@@ -129,12 +125,8 @@ impl Tx {
 
     /// The latest usercount of a channel, if ever received.
     pub async fn usercount(&mut self, domain: &str, channel: &str) -> Result<Option<i64>> {
-        let rows = self
-            .rows("SELECT usercount FROM channel_state WHERE domain = ?1 AND channel = ?2", [domain, channel], |r| {
-                Ok(r.get::<Option<i64>>(0)?)
-            })
-            .await?;
-        Ok(rows.into_iter().next().flatten())
+        self.maybe_number("SELECT usercount FROM channel_state WHERE domain = ?1 AND channel = ?2", [domain, channel])
+            .await
     }
 
     /// Every channel ever seen, as (domain, channel).
@@ -145,14 +137,14 @@ impl Tx {
 
     /// (present users, present and not AFK users) of a channel now.
     pub async fn presence_counts(&mut self, domain: &str, channel: &str) -> Result<(i64, i64)> {
-        let rows = self
-            .rows(
+        Ok(self
+            .first(
                 "SELECT COUNT(*), COALESCE(SUM(afk = 0), 0) FROM sessions WHERE domain = ?1 AND channel = ?2",
                 [domain, channel],
                 |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
             )
-            .await?;
-        Ok(rows.into_iter().next().unwrap_or((0, 0)))
+            .await?
+            .unwrap_or((0, 0)))
     }
 
     /// Records the population snapshot of one interval slot unless that slot already has one

@@ -1,7 +1,7 @@
 //! Read queries. Each runs as one short statement (an implicit read transaction) whose rows
 //! are consumed at once, so readers never hold up the writers.
 
-use super::{ActivityRow, Counts, HourRow, Session, SnapshotRow, Store, TitledVoteRow, WatermarkRow};
+use super::{ActivityRow, Counts, HourRow, Session, SnapshotRow, Store, TitledVoteRow, Tx, WatermarkRow};
 use anyhow::Result;
 use libsql::params::IntoParams;
 
@@ -23,6 +23,23 @@ pub struct VoteRow {
     pub downvotes: i64,
 }
 
+impl Tx {
+    /// The first row of a cached query inside a transaction, if any (see [`Store::first`]).
+    pub(super) async fn first<T>(
+        &mut self,
+        sql: &'static str,
+        params: impl IntoParams,
+        f: impl FnMut(&libsql::Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        Ok(self.rows(sql, params, f).await?.into_iter().next())
+    }
+
+    /// The integer a query's first row starts with; `None` without a row or when NULL.
+    pub(super) async fn maybe_number(&mut self, sql: &'static str, params: impl IntoParams) -> Result<Option<i64>> {
+        Ok(self.first(sql, params, |r| Ok(r.get::<Option<i64>>(0)?)).await?.flatten())
+    }
+}
+
 impl Store {
     pub(super) async fn all<T>(
         &self,
@@ -38,22 +55,30 @@ impl Store {
         Ok(out)
     }
 
+    /// The first row of a query, if any (for lookups by key and single-row aggregates).
+    pub(super) async fn first<T>(
+        &self,
+        sql: &str,
+        params: impl IntoParams,
+        f: impl FnMut(&libsql::Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        Ok(self.all(sql, params, f).await?.into_iter().next())
+    }
+
+    /// The integer a query's first row starts with, 0 without a row (a count, or a total
+    /// never counted).
+    pub(super) async fn number(&self, sql: &str, params: impl IntoParams) -> Result<i64> {
+        Ok(self.first(sql, params, |r| Ok(r.get::<i64>(0)?)).await?.unwrap_or(0))
+    }
+
     /// A domain-wide total (`total_messages`...), 0 when never counted.
     pub async fn total(&self, domain: &str, name: &str) -> Result<i64> {
-        let v = self
-            .all("SELECT value FROM totals WHERE domain = ?1 AND name = ?2", [domain, name], |r| Ok(r.get::<i64>(0)?))
-            .await?;
-        Ok(v.into_iter().next().unwrap_or(0))
+        self.number("SELECT value FROM totals WHERE domain = ?1 AND name = ?2", [domain, name]).await
     }
 
     /// A function's durable work counter (`events_applied`, `rejected_invalid_json`...).
     pub async fn counter(&self, function: &str, name: &str) -> Result<i64> {
-        let v = self
-            .all("SELECT value FROM counters WHERE function = ?1 AND name = ?2", [function, name], |r| {
-                Ok(r.get::<i64>(0)?)
-            })
-            .await?;
-        Ok(v.into_iter().next().unwrap_or(0))
+        self.number("SELECT value FROM counters WHERE function = ?1 AND name = ?2", [function, name]).await
     }
 
     /// All durable counters of a function, by name.
@@ -65,27 +90,18 @@ impl Store {
     }
 
     pub async fn user(&self, domain: &str, name: &str) -> Result<Option<UserRow>> {
-        let v = self
-            .all(
-                "SELECT display, first_seen_ms, last_seen_ms, pms FROM users WHERE domain = ?1 AND name_key = ?2",
-                [domain, &name.to_lowercase()],
-                |r| {
-                    Ok(UserRow {
-                        display: r.get(0)?,
-                        first_seen_ms: r.get(1)?,
-                        last_seen_ms: r.get(2)?,
-                        pms: r.get(3)?,
-                    })
-                },
-            )
-            .await?;
-        Ok(v.into_iter().next())
+        self.first(
+            "SELECT display, first_seen_ms, last_seen_ms, pms FROM users WHERE domain = ?1 AND name_key = ?2",
+            [domain, &name.to_lowercase()],
+            |r| Ok(UserRow { display: r.get(0)?, first_seen_ms: r.get(1)?, last_seen_ms: r.get(2)?, pms: r.get(3)? }),
+        )
+        .await
     }
 
     /// A user's counters in a channel (`""` = the whole domain).
     pub async fn user_counts(&self, domain: &str, channel: &str, name: &str) -> Result<Counts> {
-        let v = self
-            .all(
+        Ok(self
+            .first(
                 "SELECT messages, kudos_plusplus, kudos_phrases, emotes FROM user_counts \
                  WHERE domain = ?1 AND channel = ?2 AND name_key = ?3",
                 [domain, channel, &name.to_lowercase()],
@@ -98,8 +114,8 @@ impl Store {
                     })
                 },
             )
-            .await?;
-        Ok(v.into_iter().next().unwrap_or_default())
+            .await?
+            .unwrap_or_default())
     }
 
     /// (phrase, count) a user received kudos with, in a channel (`""` = domain), count desc.
@@ -187,15 +203,13 @@ impl Store {
 impl Store {
     /// The stored name of a channel given its name or subject token in any case.
     pub async fn resolve_channel(&self, domain: &str, name: &str, token: &str) -> Result<Option<String>> {
-        let v = self
-            .all(
-                "SELECT channel FROM channels WHERE domain = ?1 AND (channel = ?2 OR token = ?3 \
+        self.first(
+            "SELECT channel FROM channels WHERE domain = ?1 AND (channel = ?2 OR token = ?3 \
                  OR lower(channel) = lower(?2)) ORDER BY channel = ?2 DESC LIMIT 1",
-                [domain, name, token],
-                |r| Ok(r.get::<String>(0)?),
-            )
-            .await?;
-        Ok(v.into_iter().next())
+            [domain, name, token],
+            |r| Ok(r.get::<String>(0)?),
+        )
+        .await
     }
 
     /// A user's message counts per channel (not the domain rollup), count desc.
@@ -273,10 +287,8 @@ impl Store {
 
     /// The display name of the user an alias belongs to.
     pub async fn alias_owner(&self, alias: &str) -> Result<Option<String>> {
-        let v = self
-            .all("SELECT display FROM aliases WHERE alias = ?1", [alias.to_lowercase()], |r| Ok(r.get::<String>(0)?))
-            .await?;
-        Ok(v.into_iter().next())
+        self.first("SELECT display FROM aliases WHERE alias = ?1", [alias.to_lowercase()], |r| Ok(r.get::<String>(0)?))
+            .await
     }
 
     /// The trigger phrases, sorted.
@@ -304,16 +316,16 @@ impl Store {
 
     /// (present users, present and not AFK, latest usercount) of a channel now.
     pub async fn live_population(&self, domain: &str, channel: &str) -> Result<(i64, i64, Option<i64>)> {
-        let v = self
-            .all(
+        Ok(self
+            .first(
                 "SELECT (SELECT COUNT(*) FROM sessions WHERE domain = ?1 AND channel = ?2), \
                  (SELECT COUNT(*) FROM sessions WHERE domain = ?1 AND channel = ?2 AND afk = 0), \
                  (SELECT usercount FROM channel_state WHERE domain = ?1 AND channel = ?2)",
                 [domain, channel],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .await?;
-        Ok(v.into_iter().next().unwrap_or((0, 0, None)))
+            .await?
+            .unwrap_or((0, 0, None)))
     }
 
     /// The highest `high` and lowest `low` watermark of a channel from `from_ms` on.
@@ -325,23 +337,16 @@ impl Store {
     ) -> Result<(Option<WatermarkRow>, Option<WatermarkRow>)> {
         let row =
             |r: &libsql::Row| Ok(WatermarkRow { at_ms: r.get(0)?, total_users: r.get(1)?, chat_users: r.get(2)? });
-        let high = self
-            .all(
-                "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
-                 AND kind = 'high' AND at_ms >= ?3 ORDER BY total_users DESC, at_ms DESC LIMIT 1",
-                (domain, channel, from_ms),
-                row,
-            )
-            .await?;
-        let low = self
-            .all(
-                "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
-                 AND kind = 'low' AND at_ms >= ?3 ORDER BY total_users ASC, at_ms DESC LIMIT 1",
-                (domain, channel, from_ms),
-                row,
-            )
-            .await?;
-        Ok((high.into_iter().next(), low.into_iter().next()))
+        let extreme = |sql| self.first(sql, (domain, channel, from_ms), row);
+        let high = extreme(
+            "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
+             AND kind = 'high' AND at_ms >= ?3 ORDER BY total_users DESC, at_ms DESC LIMIT 1",
+        );
+        let low = extreme(
+            "SELECT at_ms, total_users, chat_users FROM watermarks WHERE domain = ?1 AND channel = ?2 \
+             AND kind = 'low' AND at_ms >= ?3 ORDER BY total_users ASC, at_ms DESC LIMIT 1",
+        );
+        Ok((high.await?, low.await?))
     }
 
     /// A channel's media log, newest first, as (at_ms, type, id, cleaned title).
@@ -399,16 +404,12 @@ impl Store {
 
     /// Sum of one durable counter over every function (`events_applied`...).
     pub async fn counter_sum(&self, name: &str) -> Result<i64> {
-        let v = self
-            .all("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = ?1", [name], |r| Ok(r.get::<i64>(0)?))
-            .await?;
-        Ok(v.into_iter().next().unwrap_or(0))
+        self.number("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = ?1", [name]).await
     }
 
     /// Open sessions over every channel of a domain.
     pub async fn open_sessions(&self, domain: &str) -> Result<i64> {
-        let v = self.all("SELECT COUNT(*) FROM sessions WHERE domain = ?1", [domain], |r| Ok(r.get::<i64>(0)?)).await?;
-        Ok(v.into_iter().next().unwrap_or(0))
+        self.number("SELECT COUNT(*) FROM sessions WHERE domain = ?1", [domain]).await
     }
 
     /// True when the database answers a trivial statement.
@@ -420,13 +421,11 @@ impl Store {
 impl Store {
     /// The first channel seen in a domain (by name), for commands whose channel defaults.
     pub async fn first_channel(&self, domain: &str) -> Result<Option<String>> {
-        let v = self
-            .all(
-                "SELECT channel FROM channels WHERE domain = ?1 ORDER BY first_seen_ms, channel LIMIT 1",
-                [domain],
-                |r| Ok(r.get::<String>(0)?),
-            )
-            .await?;
-        Ok(v.into_iter().next())
+        self.first(
+            "SELECT channel FROM channels WHERE domain = ?1 ORDER BY first_seen_ms, channel LIMIT 1",
+            [domain],
+            |r| Ok(r.get::<String>(0)?),
+        )
+        .await
     }
 }

@@ -58,8 +58,8 @@ impl Store {
     }
 
     pub async fn channel_summary(&self, domain: &str, channel: &str) -> Result<ChannelSummaryRow> {
-        let v = self
-            .all(
+        Ok(self
+            .first(
                 "SELECT (SELECT first_seen_ms FROM channels WHERE domain = ?1 AND channel = ?2), \
                  (SELECT COALESCE(SUM(value), 0) FROM totals WHERE domain = ?1 AND name = 'channel_messages:' || ?2), \
                  (SELECT COUNT(*) FROM (SELECT name_key FROM user_counts WHERE domain = ?1 AND channel = ?2 \
@@ -80,20 +80,17 @@ impl Store {
                     })
                 },
             )
-            .await?;
-        Ok(v.into_iter().next().unwrap_or_default())
+            .await?
+            .unwrap_or_default())
     }
 
     /// Messages counted in a channel, all time (a maintained total: no scan).
     pub async fn channel_messages(&self, domain: &str, channel: &str) -> Result<i64> {
-        let v = self
-            .all(
-                "SELECT COALESCE(SUM(value), 0) FROM totals WHERE domain = ?1 AND name = 'channel_messages:' || ?2",
-                [domain, channel],
-                |r| Ok(r.get::<i64>(0)?),
-            )
-            .await?;
-        Ok(v.into_iter().next().unwrap_or(0))
+        self.number(
+            "SELECT COALESCE(SUM(value), 0) FROM totals WHERE domain = ?1 AND name = 'channel_messages:' || ?2",
+            [domain, channel],
+        )
+        .await
     }
 
     /// Users present in a channel now as (display name, afk, joined ms): not AFK first, then
