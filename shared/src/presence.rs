@@ -51,6 +51,15 @@ impl Session {
         self.last_event_ms = self.last_event_ms.max(at_ms);
     }
 
+    /// A presence event on an open session at `at_ms`: the AFK state it states, if any
+    /// (`setAFK`, an `addUser` with `meta.afk`), else only the time of its last event.
+    fn update(&mut self, afk: Option<bool>, at_ms: i64, clamp: &Clamp, report: &mut Report) {
+        match afk {
+            Some(afk) => self.set_afk(afk, at_ms, clamp, report),
+            None => self.touch(at_ms),
+        }
+    }
+
     /// An AFK transition at `at_ms`; repeating the current state is a no-op.
     fn set_afk(&mut self, afk: bool, at_ms: i64, clamp: &Clamp, report: &mut Report) {
         self.touch(at_ms);
@@ -219,10 +228,7 @@ impl PresenceHandler {
                 return Ok(());
             }
             Some(mut s) => {
-                match user.afk {
-                    Some(afk) => s.set_afk(afk, t, &self.clamp, report),
-                    None => s.touch(t),
-                }
+                s.update(user.afk, t, &self.clamp, report);
                 s
             }
         };
@@ -264,10 +270,7 @@ impl PresenceHandler {
         let key = name.to_lowercase();
         b.users.see(d, &key, name, t);
         if let Some(mut s) = b.get(tx, d, c, &key).await? {
-            match afk {
-                Some(afk) => s.set_afk(afk, t, &self.clamp, report),
-                None => s.touch(t),
-            }
+            s.update(afk, t, &self.clamp, report);
             b.put(d, c, &key, Some(s));
         }
         Ok(())
