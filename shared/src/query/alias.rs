@@ -36,10 +36,7 @@ pub async fn add(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let username = p.required("username")?;
     let alias = p.required("alias")?.to_lowercase();
     let domain = ctx.domain(p)?;
-    let store = ctx.store().await;
-    let mut tx = store.write().await?;
-    let change = tx.add_alias(&domain, &username, &alias).await?;
-    tx.commit().await?;
+    let (_, change) = ctx.change(async |tx| tx.add_alias(&domain, &username, &alias).await).await?;
     let (added, message) = match change {
         AliasChange::Done => (true, format!("Added alias '{alias}' for {username}")),
         AliasChange::TakenBy(owner) => (false, format!("Alias '{alias}' already belongs to {owner}")),
@@ -51,10 +48,7 @@ pub async fn add(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
 pub async fn delete(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let username = p.required("username")?;
     let alias = p.required("alias")?.to_lowercase();
-    let store = ctx.store().await;
-    let mut tx = store.write().await?;
-    let change = tx.delete_alias(&username, &alias).await?;
-    tx.commit().await?;
+    let (_, change) = ctx.change(async |tx| tx.delete_alias(&username, &alias).await).await?;
     let (deleted, message) = match change {
         AliasChange::Done => (true, format!("Deleted alias '{alias}' of {username}")),
         _ => (false, format!("{username} has no alias '{alias}'")),
@@ -65,10 +59,7 @@ pub async fn delete(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
 pub async fn update(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let old_alias = p.required("old_alias")?.to_lowercase();
     let new_alias = p.required("new_alias")?.to_lowercase();
-    let store = ctx.store().await;
-    let mut tx = store.write().await?;
-    let change = tx.rename_alias(&old_alias, &new_alias).await?;
-    tx.commit().await?;
+    let (_, change) = ctx.change(async |tx| tx.rename_alias(&old_alias, &new_alias).await).await?;
     let (updated, message) = match change {
         AliasChange::Done => (true, format!("Renamed alias '{old_alias}' to '{new_alias}'")),
         AliasChange::TakenBy(owner) => (false, format!("Alias '{new_alias}' already belongs to {owner}")),

@@ -25,7 +25,7 @@ pub mod user;
 
 use crate::api::{self, ApiError, Owner, Params};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -110,6 +110,19 @@ impl Ctx {
         }
         let i = NEXT.fetch_add(1, Relaxed) as usize % self.stores.len();
         self.stores[i].lock().await
+    }
+
+    /// Runs an admin command's `change` in one write transaction and commits it; the
+    /// connection stays held for what the answer reads afterwards.
+    pub async fn change<T>(
+        &self,
+        change: impl AsyncFnOnce(&mut Tx) -> anyhow::Result<T>,
+    ) -> Result<(MutexGuard<'_, Store>, T), ApiError> {
+        let store = self.store().await;
+        let mut tx = store.write().await?;
+        let done = change(&mut tx).await?;
+        tx.commit().await?;
+        Ok((store, done))
     }
 
     pub fn uptime_seconds(&self) -> u64 {

@@ -11,18 +11,12 @@ pub async fn list(ctx: &Ctx) -> Result<Value, ApiError> {
 
 pub async fn add(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let phrase = p.required("phrase")?.to_lowercase();
-    let store = ctx.store().await;
-    let mut tx = store.write().await?;
-    let added = tx.add_phrase(&phrase).await?;
-    tx.commit().await?;
+    let (store, added) = ctx.change(async |tx| tx.add_phrase(&phrase).await).await?;
     Ok(json!({"phrase": phrase, "added": added, "phrases": store.kudos_phrases().await?}))
 }
 
 pub async fn remove(ctx: &Ctx, p: &Params) -> Result<Value, ApiError> {
     let phrase = p.required("phrase")?.to_lowercase();
-    let store = ctx.store().await;
-    let mut tx = store.write().await?;
-    let removed = tx.remove_phrase(&phrase).await?;
-    tx.commit().await?;
+    let (store, removed) = ctx.change(async |tx| tx.remove_phrase(&phrase).await).await?;
     Ok(json!({"phrase": phrase, "removed": removed, "phrases": store.kudos_phrases().await?}))
 }
