@@ -378,6 +378,20 @@ where
     }
 }
 
+/// Waits up to `timeout` until `function`'s durable counter `name` is at least `n`.
+pub async fn counter_reaches(
+    store: &shared::store::Store,
+    function: &str,
+    name: &str,
+    n: i64,
+    timeout: Duration,
+) -> Result<()> {
+    eventually(timeout, &format!("{function} {name} >= {n}"), || async {
+        store.counter(function, name).await.unwrap_or(0) >= n
+    })
+    .await
+}
+
 /// Opens the test database for reading: a file path, or a libSQL server's URL.
 pub async fn open_store(db: &str) -> shared::store::Store {
     use shared::store::{Location, Store};
