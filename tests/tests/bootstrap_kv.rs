@@ -45,21 +45,18 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kv_state_is_loaded_followed_and_does_not_undo_newer_joins() {
-    let nats = NatsServer::start();
-    let dir = TempDir::new("bootstrap");
-    let db = dir.file("userstats.db");
-    let config = write_config(&dir, &nats.url(), &db, CHANNELS);
-    let client = nats.client().await;
+    let rig = Rig::new("bootstrap", CHANNELS);
+    let db = &rig.db;
+    let client = rig.nats.client().await;
     let stores = create_buckets(&client, None).await;
     let mut procs = Vec::new();
     for f in ["bootstrap-kv", "ingest-presence", "ingest-chat"] {
-        procs.push(FunctionProcess::spawn(f, &config, &dir, &[]));
-        wait_registered(&client, &format!("userstats-{f}"), Duration::from_secs(20)).await.unwrap();
+        procs.push(rig.start(f).await);
     }
     let logs = |procs: &[FunctionProcess]| procs.iter().map(|p| p.log_text()).collect::<String>();
 
     // Users present with open sessions (KrytenBot is ignored).
-    eventually(Duration::from_secs(10), "KV users loaded", || async { open_sessions(&db).await.len() == 6 })
+    eventually(Duration::from_secs(10), "KV users loaded", || async { open_sessions(db).await.len() == 6 })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(&procs)));
     let log = procs[0].log_text();
@@ -70,12 +67,10 @@ async fn kv_state_is_loaded_followed_and_does_not_undo_newer_joins() {
     publish_all(&client, &[chat(CH, "Alice", "#kappa LUL", t, "c1"), chat(CH, "bob", "great movie++", t + 1, "c2")])
         .await
         .unwrap();
-    let store = open_store(&db).await;
-    eventually(Duration::from_secs(10), "chat applied", || async {
-        store.counter("ingest-chat", "events_applied").await.unwrap_or(0) >= 2
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&procs)));
+    let store = open_store(db).await;
+    counter_reaches(&store, "ingest-chat", "events_applied", 2, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&procs)));
     assert_eq!(
         store.emote_leaderboard(D, CH, 10).await.unwrap(),
         vec![("#kappa".to_string(), 1), ("LUL".to_string(), 1)]
@@ -88,7 +83,7 @@ async fn kv_state_is_loaded_followed_and_does_not_undo_newer_joins() {
     let later = now_ms() + 60_000;
     publish_all(&client, &[(subject(CH, "addUser"), envelope("addUser", join, CH, later, "j1"))]).await.unwrap();
     eventually(Duration::from_secs(10), "newcomer joined", || async {
-        open_sessions(&db).await.contains(&"newcomer".to_string())
+        open_sessions(db).await.contains(&"newcomer".to_string())
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&procs)));
@@ -100,11 +95,11 @@ async fn kv_state_is_loaded_followed_and_does_not_undo_newer_joins() {
         {"name": "KrytenBot", "rank": 3}]"#;
     userlist.put("users", users.to_string().into()).await.unwrap();
     eventually(Duration::from_secs(5), "sleepy's session closed", || async {
-        !open_sessions(&db).await.contains(&"sleepy".to_string())
+        !open_sessions(db).await.contains(&"sleepy".to_string())
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(&procs)));
-    let sessions = open_sessions(&db).await;
+    let sessions = open_sessions(db).await;
     assert!(sessions.contains(&"newcomer".to_string()), "a newer join is not undone: {sessions:?}");
     assert_eq!(sessions.len(), 6, "{sessions:?}");
     let extra = stats(&client).await["extra"].clone();
@@ -124,13 +119,10 @@ async fn kv_state_is_loaded_followed_and_does_not_undo_newer_joins() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_buckets_it_warns_keeps_running_and_picks_them_up_later() {
-    let nats = NatsServer::start();
-    let dir = TempDir::new("bootstrap-late");
-    let db = dir.file("userstats.db");
-    let config = write_config(&dir, &nats.url(), &db, &format!("{CHANNELS}[bootstrap]\nresync_seconds = 1\n"));
-    let client = nats.client().await;
-    let mut f = FunctionProcess::spawn("bootstrap-kv", &config, &dir, &[]);
-    wait_registered(&client, "userstats-bootstrap-kv", Duration::from_secs(20)).await.unwrap();
+    let rig = Rig::new("bootstrap-late", &format!("{CHANNELS}[bootstrap]\nresync_seconds = 1\n"));
+    let db = &rig.db;
+    let client = rig.nats.client().await;
+    let mut f = rig.start("bootstrap-kv").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(f.exited(), None, "{}", f.log_text());
     let log = f.log_text();
@@ -142,7 +134,7 @@ async fn without_buckets_it_warns_keeps_running_and_picks_them_up_later() {
 
     // Buckets created later (one first, then the rest) are picked up by the resync.
     create_buckets(&client, Some("_emotes")).await;
-    let store = open_store(&db).await;
+    let store = open_store(db).await;
     eventually(Duration::from_secs(5), "emotes loaded", || async {
         let Ok(mut tx) = store.write().await else { return false };
         let n = tx.listed_emotes(D, CH).await.map(|e| e.len()).unwrap_or(0);
@@ -153,7 +145,7 @@ async fn without_buckets_it_warns_keeps_running_and_picks_them_up_later() {
     .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
     create_buckets(&client, Some("_userlist")).await;
     create_buckets(&client, Some("_playlist")).await;
-    eventually(Duration::from_secs(5), "users loaded", || async { open_sessions(&db).await.len() == 6 })
+    eventually(Duration::from_secs(5), "users loaded", || async { open_sessions(db).await.len() == 6 })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", f.log_text()));
     assert!(f.log_text().contains("KV bucket readable again"), "{}", f.log_text());
@@ -162,13 +154,8 @@ async fn without_buckets_it_warns_keeps_running_and_picks_them_up_later() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_channels_it_says_so_and_idles_registered() {
-    let nats = NatsServer::start();
-    let dir = TempDir::new("bootstrap-idle");
-    let db = dir.file("userstats.db");
-    let config = write_config(&dir, &nats.url(), &db, "");
-    let client = nats.client().await;
-    let mut f = FunctionProcess::spawn("bootstrap-kv", &config, &dir, &[]);
-    wait_registered(&client, "userstats-bootstrap-kv", Duration::from_secs(20)).await.unwrap();
+    let rig = Rig::new("bootstrap-idle", "");
+    let mut f = rig.start("bootstrap-kv").await;
     assert!(f.log_text().contains("needs [[channels]]"), "{}", f.log_text());
     assert_eq!(f.terminate(Duration::from_secs(10)).unwrap(), 0);
 }

@@ -7,20 +7,16 @@ use userstats_tests::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fixture_stream_at_full_speed_gives_the_documented_numbers() {
-    let nats = NatsServer::start();
-    let dir = TempDir::new("fixture");
-    let db = dir.file("userstats.db");
-    let config = write_config(&dir, &nats.url(), &db, "");
-    let client = nats.client().await;
+    let rig = Rig::new("fixture", "");
+    let client = rig.nats.client().await;
     let mut procs = Vec::new();
     for f in ["ingest-presence", "ingest-media", "ingest-chat"] {
-        procs.push(FunctionProcess::spawn(f, &config, &dir, &[]));
-        wait_registered(&client, &format!("userstats-{f}"), Duration::from_secs(20)).await.unwrap();
+        procs.push(rig.start(f).await);
     }
     let events: Vec<(String, String)> = fixtures("events.jsonl").into_iter().map(|f| (f.subject, f.data)).collect();
     publish_all(&client, &events).await.unwrap();
 
-    let store = open_store(&db).await;
+    let store = open_store(&rig.db).await;
     let seen = |f: &'static str| {
         let store = &store;
         async move {
