@@ -690,18 +690,25 @@ async fn bad_input_is_refused_with_one_line_and_writes_nothing() {
     drop(shared::store::Store::open(&ours, Duration::from_secs(1)).await.expect("our database"));
     refused(&rig, &ours, "a database of this service");
 
-    let no_votes = synthetic(&dir, "no-votes.db").await;
-    exec(&no_votes, "DROP TABLE movie_votes;").await;
-    refused(&rig, &no_votes, "lacks the kryten-userstats 0.7.1 table(s) movie_votes");
-    let no_column = synthetic(&dir, "no-column.db").await;
-    exec(&no_column, "ALTER TABLE users DROP COLUMN last_seen_at;").await;
-    refused(&rig, &no_column, "table users lacks column(s) last_seen_at");
-    let newer = synthetic(&dir, "newer-column.db").await;
-    exec(&newer, "ALTER TABLE message_counts ADD COLUMN hour INTEGER;").await;
-    refused(&rig, &newer, "message_counts has column(s) hour that kryten-userstats 0.7.1 does not create");
-    let newer = synthetic(&dir, "newer-table.db").await;
-    exec(&newer, "CREATE TABLE message_hours(id INTEGER PRIMARY KEY, hour INTEGER);").await;
-    refused(&rig, &newer, "has table(s) message_hours that kryten-userstats 0.7.1 does not create");
+    // A 0.7.1 database with one change to its schema, and what the refusal says.
+    for (file, change, says) in [
+        ("no-votes.db", "DROP TABLE movie_votes;", "lacks the kryten-userstats 0.7.1 table(s) movie_votes"),
+        ("no-column.db", "ALTER TABLE users DROP COLUMN last_seen_at;", "table users lacks column(s) last_seen_at"),
+        (
+            "newer-column.db",
+            "ALTER TABLE message_counts ADD COLUMN hour INTEGER;",
+            "message_counts has column(s) hour that kryten-userstats 0.7.1 does not create",
+        ),
+        (
+            "newer-table.db",
+            "CREATE TABLE message_hours(id INTEGER PRIMARY KEY, hour INTEGER);",
+            "has table(s) message_hours that kryten-userstats 0.7.1 does not create",
+        ),
+    ] {
+        let changed = synthetic(&dir, file).await;
+        exec(&changed, change).await;
+        refused(&rig, &changed, says);
+    }
     let nothing = admin(&["import-v0", "--config", &rig.config], &[]);
     assert_eq!(nothing.status.code(), Some(2), "usage error: {}", text(&nothing));
 

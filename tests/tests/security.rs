@@ -19,15 +19,21 @@ async fn exit_code(f: &mut FunctionProcess) -> Option<i32> {
     None
 }
 
-/// Starts ingest-chat with `[nats]` settings and checks it registers (seen through `client`).
-async fn registers(nats: &NatsServer, client: &async_nats::Client, nats_toml: &str) -> (FunctionProcess, TempDir) {
-    let dir = TempDir::new("sec");
+/// A temp dir with a config file for `nats` with these `[nats]` settings, and its path.
+fn configured(tag: &str, nats: &NatsServer, nats_toml: &str) -> (TempDir, String) {
+    let dir = TempDir::new(tag);
     let config = dir.file("c.toml");
     std::fs::write(
         &config,
         format!("[nats]\nservers = [\"{}\"]\n{nats_toml}\n[database]\npath = \"{}\"\n", nats.url(), dir.file("u.db")),
     )
     .unwrap();
+    (dir, config)
+}
+
+/// Starts ingest-chat with `[nats]` settings and checks it registers (seen through `client`).
+async fn registers(nats: &NatsServer, client: &async_nats::Client, nats_toml: &str) -> (FunctionProcess, TempDir) {
+    let (dir, config) = configured("sec", nats, nats_toml);
     let f = FunctionProcess::spawn("ingest-chat", &config, &dir, &[]);
     if let Err(e) = wait_registered(client, "userstats-ingest-chat", Duration::from_secs(15)).await {
         panic!("{e:#}\n{}", f.log_text());
@@ -36,13 +42,7 @@ async fn registers(nats: &NatsServer, client: &async_nats::Client, nats_toml: &s
 }
 
 async fn refused(nats: &NatsServer, nats_toml: &str) -> (Option<i32>, String) {
-    let dir = TempDir::new("secbad");
-    let config = dir.file("c.toml");
-    std::fs::write(
-        &config,
-        format!("[nats]\nservers = [\"{}\"]\n{nats_toml}\n[database]\npath = \"{}\"\n", nats.url(), dir.file("u.db")),
-    )
-    .unwrap();
+    let (dir, config) = configured("secbad", nats, nats_toml);
     let mut f = FunctionProcess::spawn("ingest-chat", &config, &dir, &[]);
     let code = exit_code(&mut f).await;
     (code, f.log_text())
