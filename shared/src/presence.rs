@@ -486,6 +486,11 @@ pub(crate) mod tests {
         Config { ignore_users: vec!["KrytenBot".into()], ..Config::default() }
     }
 
+    /// A fresh database and a handler of the default configuration.
+    async fn fresh(tag: &str) -> (Store, PresenceHandler) {
+        (temp_store(tag).await, PresenceHandler::new(&config()))
+    }
+
     async fn activity(store: &Store, key: &str) -> Option<(i64, i64)> {
         let mut tx = store.write().await.unwrap();
         let a = tx.activity(D, C, key).await.unwrap();
@@ -511,8 +516,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn afk_time_in_one_batch() {
-        let store = temp_store("presence-one-batch").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-one-batch").await;
         let r = apply(&store, &mut h, &afk_story()).await;
         assert_eq!(activity(&store, "alice").await, Some((1800 * S, 1500 * S)));
         assert_eq!(session(&store, "alice").await, None);
@@ -540,8 +544,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn repeated_add_user_keeps_the_session_and_leaves_close_it_once() {
-        let store = temp_store("presence-repeat").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-repeat").await;
         apply(&store, &mut h, &[ev("addUser", user("bob", false), T0, "a1")]).await;
         apply(&store, &mut h, &[ev("addUser", user("Bob", false), T0 + 60 * S, "a2")]).await;
         let s = session(&store, "bob").await.unwrap();
@@ -559,8 +562,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn orphan_leave_is_counted_and_creates_no_user() {
-        let store = temp_store("presence-orphan").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-orphan").await;
         let r = apply(&store, &mut h, &[ev("userLeave", json!({"name": "ghost"}), T0, "o1")]).await;
         assert_eq!(r.extra.get("orphan_leaves"), Some(&1));
         let mut tx = store.write().await.unwrap();
@@ -571,8 +573,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn userlist_is_full_truth() {
-        let store = temp_store("presence-userlist").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-userlist").await;
         let list = json!([user("Alice", false), user("sleepy", true), user("KrytenBot", false)]);
         apply(&store, &mut h, &[ev("userlist", list, T0, "u1")]).await;
         assert!(session(&store, "sleepy").await.unwrap().afk);
@@ -591,8 +592,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn absurd_durations_are_clamped_and_counted() {
-        let store = temp_store("presence-clamp").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-clamp").await;
         apply(&store, &mut h, &[ev("addUser", user("late", false), T0 + 100 * S, "c1")]).await;
         let r = apply(&store, &mut h, &[ev("userLeave", json!({"name": "late"}), T0, "c2")]).await;
         assert_eq!(r.extra.get("clamped_durations"), Some(&1));
@@ -605,8 +605,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn usercount_and_users_are_recorded() {
-        let store = temp_store("presence-usercount").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-usercount").await;
         apply(&store, &mut h, &[ev("usercount", json!(11), T0, "n1"), ev("usercount", json!(12), T0 + S, "n2")]).await;
         apply(&store, &mut h, &[ev("addUser", user("Zoë", false), T0 + 5 * S, "n3")]).await;
         apply(&store, &mut h, &[ev("addUser", user("zoë", false), T0 + 2 * S, "n4")]).await;
@@ -655,8 +654,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn snapshots_every_seen_channel_when_none_configured() {
-        let store = temp_store("presence-population-all").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-population-all").await;
         apply(&store, &mut h, &[ev("addUser", user("a", false), T0, "q1")]).await;
         h.tick(&store, T0 + 10 * S).await.unwrap();
         let mut tx = store.write().await.unwrap();
@@ -666,8 +664,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn retention_prunes_old_rows_in_small_batches() {
-        let store = temp_store("presence-retention").await;
-        let mut h = PresenceHandler::new(&config());
+        let (store, mut h) = fresh("presence-retention").await;
         apply(&store, &mut h, &[ev("usercount", json!(1), T0, "r0")]).await;
         let mut tx = store.write().await.unwrap();
         for i in 0..1500 {
