@@ -9,11 +9,17 @@ fn id(seed: u32, i: usize) -> String {
     format!("{seed:08x}-0000-4000-8000-{i:012x}")
 }
 
+/// A rig with ingest-chat running on it, and a client of its nats-server.
+async fn chat_rig() -> (Rig, FunctionProcess, async_nats::Client) {
+    let rig = Rig::new("chat", "");
+    let f = rig.start("ingest-chat").await;
+    let client = rig.nats.client().await;
+    (rig, f, client)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fixture_chat_events_give_the_documented_numbers() {
-    let rig = Rig::new("chat", "");
-    let _f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, _f, client) = chat_rig().await;
     let fixtures: Vec<(String, String)> = fixtures("events.jsonl").into_iter().map(|f| (f.subject, f.data)).collect();
     publish_all(&client, &fixtures).await.unwrap();
     // 16 chat messages (incl. [server]) + 2 PMs + the duplicate; KrytenBot's PM and [server] ignored.
@@ -101,9 +107,7 @@ fn kudos_stream(n: usize, seed: u32) -> Mixed {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_published_message_is_counted_once_with_its_kudos() {
-    let rig = Rig::new("chat", "");
-    let _f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, _f, client) = chat_rig().await;
     let (stream, messages, kudos) = kudos_stream(5000, 7);
     publish_all(&client, &stream).await.unwrap();
     rig.wait_applied("ingest-chat", 5000).await;
@@ -115,9 +119,7 @@ async fn every_published_message_is_counted_once_with_its_kudos() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_event_twice_is_counted_once_even_on_another_subject() {
-    let rig = Rig::new("chat", "");
-    let _f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, _f, client) = chat_rig().await;
     let (subject, body) = chat(CH, "alice", "hi", T0, &id(1, 1));
     let again = ("kryten.events.cytube.elsewhere.chatmsg".to_string(), body.clone());
     publish_all(&client, &[(subject.clone(), body.clone()), (subject, body), again]).await.unwrap();
@@ -130,9 +132,7 @@ async fn the_same_event_twice_is_counted_once_even_on_another_subject() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_stream_and_restarted_nothing_lost_nothing_doubled() {
-    let rig = Rig::new("chat", "");
-    let mut f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, mut f, client) = chat_rig().await;
     let (stream, messages, kudos) = kudos_stream(30_000, 11);
     publish_all(&client, &stream).await.unwrap();
     let store = open_store(&rig.db).await;
@@ -148,9 +148,7 @@ async fn killed_mid_stream_and_restarted_nothing_lost_nothing_doubled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_input_is_rejected_and_counted_and_good_events_around_it_apply() {
-    let rig = Rig::new("chat", "");
-    let f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, f, client) = chat_rig().await;
     let s = subject(CH, "chatMsg");
     let mut bad: Vec<Vec<u8>> = fixtures("malformed.jsonl")
         .into_iter()
@@ -210,9 +208,7 @@ async fn malformed_input_is_rejected_and_counted_and_good_events_around_it_apply
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_as_a_micro_service_with_moving_counters() {
-    let rig = Rig::new("chat", "");
-    let _f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, _f, client) = chat_rig().await;
     let info = client.request("$SRV.INFO.userstats-ingest-chat", "".into()).await.unwrap();
     let info: Value = serde_json::from_slice(&info.payload).unwrap();
     assert_eq!(info["name"], "userstats-ingest-chat");
@@ -232,9 +228,7 @@ async fn registers_as_a_micro_service_with_moving_counters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_exits_zero_within_5s() {
-    let rig = Rig::new("chat", "");
-    let mut f = rig.start("ingest-chat").await;
-    let client = rig.nats.client().await;
+    let (rig, mut f, client) = chat_rig().await;
     let (stream, _, _) = kudos_stream(3000, 5);
     publish_all(&client, &stream).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
