@@ -30,8 +30,9 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 use Owner::{Leaderboard, User};
 
 const DAY_MS: i64 = 86_400_000;
@@ -264,15 +265,13 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
     if !spec.shared_answer() {
         return (spec.run)(ctx, p).await;
     }
-    // The same answer for every asker until the data changes (see `Answers`).
+    // The same answer for every asker until the data changes (see `Answers`); askers who
+    // come while it is being worked out wait for that one answer.
     let version = ctx.store().await.counter_sum("batches").await?;
     let key = format!("{command} {}", Value::Object(p.0.clone()));
-    if let Some(hit) = ctx.answers.get(&key, version) {
-        return Ok(hit);
-    }
-    let answer = (spec.run)(ctx, p).await?;
-    ctx.answers.put(key, version, answer.clone());
-    Ok(answer)
+    let slot = ctx.answers.slot(key, version);
+    let answer = slot.get_or_try_init(|| (spec.run)(ctx, p)).await?;
+    Ok(answer.clone())
 }
 
 /// Recent answers of the commands whose answer is the same for every asker (leaderboards,
@@ -280,9 +279,27 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
 /// the same thing again and again. An answer is reused only while no ingest batch has
 /// committed since (the `batches` counters: the data's version) and for at most
 /// [`ANSWER_TTL`], so it is never staler than that.
+///
+/// Right after a commit every asker misses at once: the first one works the answer out and
+/// the others wait for it (one [`OnceCell`] per key and version), instead of each
+/// computing the same leaderboard side by side.
 #[derive(Default)]
 pub struct Answers {
-    entries: std::sync::Mutex<HashMap<String, (i64, Instant, Value)>>,
+    entries: std::sync::Mutex<HashMap<String, Shared>>,
+}
+
+/// One shared answer: the data version it belongs to, when it was first asked, and the
+/// answer once worked out.
+struct Shared {
+    version: i64,
+    at: Instant,
+    answer: Arc<OnceCell<Value>>,
+}
+
+impl Shared {
+    fn fresh(&self, version: i64) -> bool {
+        self.version == version && self.at.elapsed() < ANSWER_TTL
+    }
 }
 
 /// The longest an answer is reused, even when no batch committed (snapshots, imports).
@@ -291,21 +308,33 @@ pub const ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 const ANSWERS_MAX: usize = 512;
 
 impl Answers {
+    /// The answer to `key` at data `version`, if worked out and fresh.
     pub fn get(&self, key: &str, version: i64) -> Option<Value> {
         let entries = self.entries.lock().ok()?;
-        let (v, at, answer) = entries.get(key)?;
-        (*v == version && at.elapsed() < ANSWER_TTL).then(|| answer.clone())
+        let shared = entries.get(key).filter(|s| s.fresh(version))?;
+        shared.answer.get().cloned()
     }
 
     pub fn put(&self, key: String, version: i64, answer: Value) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= ANSWERS_MAX {
-                entries.retain(|_, (v, at, _)| *v == version && at.elapsed() < ANSWER_TTL);
-            }
-            if entries.len() < ANSWERS_MAX {
-                entries.insert(key, (version, Instant::now(), answer));
-            }
+        let _ = self.slot(key, version).set(answer);
+    }
+
+    /// Where the answer to `key` at data `version` is (or will be): the fresh one if any,
+    /// else a new empty one that the asker fills. Past [`ANSWERS_MAX`] keys, stale ones are
+    /// dropped; if still full, the asker gets a slot of its own.
+    pub fn slot(&self, key: String, version: i64) -> Arc<OnceCell<Value>> {
+        let Ok(mut entries) = self.entries.lock() else { return Arc::default() };
+        if let Some(shared) = entries.get(&key).filter(|s| s.fresh(version)) {
+            return shared.answer.clone();
         }
+        if entries.len() >= ANSWERS_MAX {
+            entries.retain(|_, s| s.fresh(version));
+        }
+        let answer: Arc<OnceCell<Value>> = Arc::default();
+        if entries.len() < ANSWERS_MAX || entries.contains_key(&key) {
+            entries.insert(key, Shared { version, at: Instant::now(), answer: answer.clone() });
+        }
+        answer
     }
 }
 
@@ -355,6 +384,22 @@ mod tests {
         assert_eq!(answers.get("leaderboard.kudos {\"limit\":5}", 7), None, "other parameters");
         std::thread::sleep(ANSWER_TTL);
         assert_eq!(answers.get("leaderboard.kudos {}", 7), None, "older than the TTL");
+    }
+
+    #[tokio::test]
+    async fn askers_arriving_together_wait_for_one_answer() {
+        let answers = Answers::default();
+        let computed = AtomicU64::new(0);
+        let work = || async {
+            computed.fetch_add(1, Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok::<_, ApiError>(json!({"leaderboard": [1]}))
+        };
+        let (a, b) = (answers.slot("k".into(), 1), answers.slot("k".into(), 1));
+        let (x, y) = tokio::join!(a.get_or_try_init(work), b.get_or_try_init(work));
+        assert_eq!((x.unwrap(), y.unwrap()), (&json!({"leaderboard": [1]}), &json!({"leaderboard": [1]})));
+        assert_eq!(computed.load(Relaxed), 1, "worked out once");
+        assert!(answers.slot("k".into(), 2).get().is_none(), "a new version starts empty");
     }
 
     #[test]
