@@ -125,7 +125,10 @@ pub struct IngestConfig {
     /// Copies of the stream a NATS cluster keeps (1 on a single server; 3 on a 3-node
     /// cluster, so the stream survives losing a node). Used when the stream is created.
     pub stream_replicas: usize,
-    /// Most events applied in one transaction.
+    /// Most events applied in one transaction. A batch takes what is waiting, so a quiet
+    /// channel commits event by event; a backlog is applied 10,000 at a time by default:
+    /// each commit costs about as much as a few thousand events, and the bench measured
+    /// 2,000 → 10,000 at 1.25× consumption and 1.2× on a libSQL server.
     pub batch_max: usize,
     /// Seconds before an event handed to a replica that died is handed out again.
     pub ack_wait_seconds: u64,
@@ -312,7 +315,7 @@ impl Default for IngestConfig {
             stream_max_age_hours: 72,
             stream_max_bytes: 1 << 30,
             stream_replicas: 1,
-            batch_max: 2000,
+            batch_max: 10_000,
             ack_wait_seconds: 10,
             dependency_wait_ms: 2000,
             max_session_days: 7,
