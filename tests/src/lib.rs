@@ -77,6 +77,11 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
+    /// The server's process id (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     pub fn start() -> NatsServer {
         Self::start_with(&[])
     }

@@ -173,13 +173,69 @@ impl BigRig {
         let store = open_store(&self.db).await;
         let before = ChatCounters::read(&store).await;
         let messages_before = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
+        let (cpu_before, phases_before, started) = (self.cpu_ticks(), self.chat_phases().await, Instant::now());
         let load = self.start_load(sizes).await?;
         let queries = self.ask_queries(sizes).await?;
         let window = load.finish(&store, queries, before, fleet).await?;
         let messages_after = store.total(DOMAIN, "total_messages").await.unwrap_or(0);
         window.report(s, sizes, (messages_before, messages_after));
+        self.where_time_goes(s, (cpu_before, phases_before), started.elapsed().as_secs_f64()).await;
         self.report_http(s, sizes, &window).await;
         Ok(())
+    }
+
+    /// CPU time so far (user + system, clock ticks of 10 ms) of nats-server, every function
+    /// and the bench itself (the load generator), by name.
+    fn cpu_ticks(&self) -> BTreeMap<String, u64> {
+        let ticks = |pid: u32| -> u64 {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+            let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+            fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+                + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        };
+        let mut out: BTreeMap<String, u64> = self.procs.iter().map(|p| (p.name.to_string(), ticks(p.pid()))).collect();
+        out.insert("nats-server".into(), ticks(self.nats.pid()));
+        out.insert("bench (load generator)".into(), ticks(std::process::id()));
+        out
+    }
+
+    /// ingest-chat's own phase times so far (`time_us` in its `$SRV.STATS`).
+    async fn chat_phases(&self) -> BTreeMap<String, u64> {
+        super::ingest::phase_times(&self.client, "ingest-chat").await
+    }
+
+    /// Where the two cores went from the start of the load until ingest caught up: each
+    /// process's share of a core, and ingest-chat's time split into its phases.
+    async fn where_time_goes(
+        &self,
+        s: &mut Summary,
+        (cpu_before, phases_before): (BTreeMap<String, u64>, BTreeMap<String, u64>),
+        seconds: f64,
+    ) {
+        let cpu_after = self.cpu_ticks();
+        let mut shares: Vec<(f64, &String)> = cpu_after
+            .iter()
+            .map(|(name, t)| (t.saturating_sub(cpu_before.get(name).copied().unwrap_or(0)) as f64 / seconds, name))
+            .filter(|(share, _)| *share >= 1.0)
+            .collect();
+        shares.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = shares.iter().map(|(share, _)| share).sum();
+        let listed: Vec<String> = shares.iter().map(|(share, name)| format!("{name} {share:.0}%")).collect();
+        s.note(
+            "cpu under load",
+            format!("{total:.0}% of one core in all over {seconds:.1} s (2 cores = 200%): {}", listed.join(", ")),
+        );
+        let phases_after = self.chat_phases().await;
+        let busy: Vec<(String, u64)> = phases_after
+            .iter()
+            .map(|(phase, us)| (phase.clone(), us.saturating_sub(phases_before.get(phase).copied().unwrap_or(0))))
+            .collect();
+        let total_us: u64 = busy.iter().map(|(_, us)| us).sum();
+        if total_us > 0 {
+            let split: Vec<String> =
+                busy.iter().map(|(p, us)| format!("{p} {:.0}%", *us as f64 * 100.0 / total_us as f64)).collect();
+            s.note("cpu under load", format!("ingest-chat busy {:.2} s: {}", total_us as f64 / 1e6, split.join(", ")));
+        }
     }
 
     /// Starts what runs beside the queries, in this order: the channel's emote list and

@@ -46,7 +46,7 @@ impl Run {
 
 /// The phase times of every replica of `function` (`time_us` in its `$SRV.STATS` data),
 /// added up: replies gathered for 300 ms.
-async fn phase_times(client: &async_nats::Client, function: &str) -> BTreeMap<String, u64> {
+pub(crate) async fn phase_times(client: &async_nats::Client, function: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     let inbox = client.new_inbox();
     let Ok(mut replies) = client.subscribe(inbox.clone()).await else { return out };
@@ -177,8 +177,16 @@ async fn publish(js: &async_nats::jetstream::Context, messages: Vec<(String, Str
     Ok(())
 }
 
-/// Chat ingest with one replica, then two; and their ratio. Returns the 1-replica rate.
-pub(crate) async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<f64> {
+/// The 1-replica chat rates of a run, for the comparison with the Python service.
+pub(crate) struct ChatRates {
+    /// Publish start → all applied, the publisher on the same two cores.
+    pub end_to_end: f64,
+    /// From a prefilled stream: consumption alone.
+    pub consumption: f64,
+}
+
+/// Chat ingest with one replica, then two; and their ratio. Returns the 1-replica rates.
+pub(crate) async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Sizes) -> Result<ChatRates> {
     let one = ingest_run("ingest-chat", Mix::Chat, sizes.events, 1, Db::File, Feed::Live).await?;
     s.figure(
         "chat ingest, 1 replica",
@@ -234,7 +242,7 @@ pub(crate) async fn chat_ingest(s: &mut Summary, fleet: &mut Fleet, sizes: &Size
     for r in [&one, &two, &server] {
         fleet.loaded("ingest-chat", r.peak_rss_kib.iter().copied().max().unwrap_or(0));
     }
-    Ok(one.rate())
+    Ok(ChatRates { end_to_end: one.rate(), consumption: drain.rate() })
 }
 
 /// Presence ingest, one replica.

@@ -358,9 +358,9 @@ async fn main() -> Result<()> {
     let mut s = Summary::default();
     let mut fleet = Fleet::default();
 
-    let rust_chat_rate = chat_ingest(&mut s, &mut fleet, &sizes).await?;
+    let rust_chat = chat_ingest(&mut s, &mut fleet, &sizes).await?;
     if let Some(plan) = &sizes.python {
-        python::compare(&mut s, plan, rust_chat_rate).await;
+        python::compare(&mut s, plan, &rust_chat).await;
     }
     presence_ingest(&mut s, &mut fleet, &sizes).await?;
     bootstrap_snapshot(&mut s).await?;

@@ -72,9 +72,10 @@ impl Outcome {
 }
 
 /// Runs the Python service on the chat stream and adds its figure and the Rust/Python ratio
-/// (`rust_rate`: the 1-replica chat rate of this run) to the summary. A failure is reported
-/// as a missed figure; the rest of the benchmark goes on.
-pub async fn compare(s: &mut Summary, plan: &Plan, rust_rate: f64) {
+/// (`rust`: the 1-replica chat rates of this run) to the summary. A failure is reported as a
+/// missed figure; the rest of the benchmark goes on.
+pub async fn compare(s: &mut Summary, plan: &Plan, rust: &super::ingest::ChatRates) {
+    let rust_rate = rust.end_to_end;
     let started = Instant::now();
     match run(plan).await {
         Ok(o) => {
@@ -107,9 +108,19 @@ pub async fn compare(s: &mut Summary, plan: &Plan, rust_rate: f64) {
             let ratio = rust_rate / rate;
             s.figure(
                 "chat ingest, Rust 1 replica / Python",
-                format!("{ratio:.0}× ({rust_rate:.0} vs {rate:.0} events/s, same run)"),
-                "> 1",
-                Some(ratio > 1.0),
+                format!("{ratio:.0}× ({rust_rate:.0} vs {rate:.0} events/s end to end, same run)"),
+                "≥ 200×",
+                Some(ratio >= 200.0),
+            );
+            // Publishing 10,000 events costs the Python run nothing next to its ingest; the
+            // Rust end-to-end figure shares the two cores with a publisher as fast as it.
+            s.note(
+                "python",
+                format!(
+                    "Rust consumption alone (prefilled stream) / Python: {:.0}× ({:.0} vs {rate:.0} events/s)",
+                    rust.consumption / rate,
+                    rust.consumption
+                ),
             );
         }
         Err(e) => s.figure(LABEL, format!("failed: {e:#}"), "runs (scripts/bench --compare-python)", Some(false)),
