@@ -143,6 +143,10 @@ pub struct IngestConfig {
     /// time queries leave (events wait safely in the stream), answers stay fast. 0 keeps
     /// the priority it was started with.
     pub nice: i32,
+    /// Page cache of an ingest function's database connection, in MiB (SQLite's default is
+    /// 2). A batch of thousands of events over a large database dirties thousands of pages:
+    /// with too small a cache they are spilled and read back in the middle of the batch.
+    pub cache_mib: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,6 +324,7 @@ impl Default for IngestConfig {
             dependency_wait_ms: 2000,
             max_session_days: 7,
             nice: 10,
+            cache_mib: 32,
         }
     }
 }
@@ -439,6 +444,9 @@ impl Config {
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             bail!("ingest.batch_max must be between 1 and 10000");
+        }
+        if !(1..=4096).contains(&self.ingest.cache_mib) {
+            bail!("ingest.cache_mib must be between 1 and 4096");
         }
         if !(0..=19).contains(&self.ingest.nice) {
             bail!("ingest.nice must be between 0 (keep the priority) and 19 (lowest)");

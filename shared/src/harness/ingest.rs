@@ -89,6 +89,7 @@ struct Incoming {
 /// Runs the ingest loop until shutdown: registers the micro service, consumes, applies.
 pub async fn run<H: Handler>(ctx: &mut Context, mut handler: H) -> Result<()> {
     nice::lower_priority(ctx.config.ingest.nice);
+    ctx.store.set_cache_mib(ctx.config.ingest.cache_mib).await?;
     let subjects = filter_subjects(ctx, handler.events());
     let result = if ctx.config.ingest.mode == IngestMode::Core {
         run_core(ctx, &mut handler, &subjects).await

@@ -139,6 +139,16 @@ impl Store {
         Ok(())
     }
 
+    /// Gives this connection a page cache of `mib` MiB (a local file; a server keeps its
+    /// own). A writer applying large batches wants one that holds the pages a batch dirties.
+    pub async fn set_cache_mib(&self, mib: u32) -> Result<()> {
+        if self.local {
+            let kib = i64::from(mib) * 1024;
+            self.conn.execute(&format!("PRAGMA cache_size = -{kib}"), ()).await?;
+        }
+        Ok(())
+    }
+
     /// Brings the schema up to date. Reads the version first, so opening an up-to-date
     /// database never waits for the write lock; pending migrations take it (retrying for up
     /// to 30 s while another process writes).
