@@ -445,19 +445,13 @@ pub(crate) mod tests {
     use crate::media::MediaHandler;
     use crate::store::HourDelta;
     use serde_json::{json, Value};
-    use std::time::Duration;
 
     pub(crate) const T0: i64 = 1_763_884_800_000; // 2025-11-23T08:00:00Z
     const S: i64 = 1000;
     const D: &str = "cytu.be";
     const C: &str = "Chan";
 
-    pub(crate) async fn temp_store(name: &str) -> Store {
-        let dir = std::env::temp_dir().join(format!("us-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("t.db");
-        Store::open(path.to_str().unwrap(), Duration::from_secs(5)).await.unwrap()
-    }
+    pub(crate) use crate::store::test_support::temp_store;
 
     /// An envelope as the bridge publishes it, parsed.
     pub(crate) fn ev(event: &str, payload: Value, at_ms: i64, id: &str) -> Parsed {

@@ -122,7 +122,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presence::tests::temp_store;
+    use crate::store::test_support::temp_store;
 
     #[tokio::test]
     async fn an_outcome_is_counted_durably_and_in_memory_alike() {

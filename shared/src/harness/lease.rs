@@ -105,7 +105,7 @@ impl Takeover {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presence::tests::temp_store;
+    use crate::store::test_support::temp_store;
 
     /// One replica at a time holds a function's lease; a release (or expiry) lets the next
     /// one take it.

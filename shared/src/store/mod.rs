@@ -355,6 +355,21 @@ impl Tx {
     }
 }
 
+/// What unit tests across the crate share: a fresh database file of their own.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Store;
+    use std::time::Duration;
+
+    /// A new, migrated database in a temp directory named after the test.
+    pub(crate) async fn temp_store(name: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("us-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("t.db");
+        Store::open(path.to_str().unwrap(), Duration::from_secs(5)).await.unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -507,7 +507,7 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presence::tests::temp_store;
+    use crate::store::test_support::temp_store;
 
     #[tokio::test]
     async fn a_batch_of_votes_goes_to_the_media_playing_at_each_vote() {
