@@ -2,7 +2,7 @@
 //! into `.tools/py-userstats` by `scripts/python-reference` (scripts/test's tools phase runs
 //! it), started as `<venv python> -m userstats --config cfg.json` against a test
 //! nats-server, fed with core NATS publishes as the bridge does, stopped with SIGTERM. Its
-//! SQLite file is then a real 0.7.1 database (tests/tests/import_v0.rs imports it).
+//! SQLite file is then a real 0.7.1 database (tests/tests/import_v0/ imports it).
 //!
 //! What the service does (its source, `userstats/main.py`): kryten-py subscribes to
 //! `kryten.events.cytube.<channel lowercased, dots removed>.>` and handles one message at a
