@@ -546,12 +546,10 @@ impl Tx {
     /// versions that make running ingest-chat replicas reload aliases and phrases, and the
     /// import's record under its content hash.
     async fn import_totals_and_record(&mut self, plan: &ImportPlan, w: &mut ImportWritten) -> Result<()> {
-        for (domain, n) in &w.new_users {
-            self.add_total(domain, "total_users", *n).await?;
-        }
-        for (domain, name, n) in &plan.totals {
-            self.add_total(domain, name, *n).await?;
-        }
+        let mut totals: Vec<(&str, &str, i64)> =
+            w.new_users.iter().map(|(domain, n)| (domain.as_str(), "total_users", *n)).collect();
+        totals.extend(plan.totals.iter().map(|(domain, name, n)| (domain.as_str(), name.as_str(), *n)));
+        self.add_totals(&totals).await?;
         // (`total_users` is reported as `new_users`.)
         w.rows.insert("totals", plan.totals.len() as u64);
         // Running ingest-chat replicas reload aliases and phrases when these move.

@@ -448,28 +448,7 @@ impl Tx {
 
     /// Adds to a domain-wide total (`total_messages`, `total_users`, ...).
     pub async fn add_total(&mut self, domain: &str, name: &str, n: i64) -> Result<()> {
-        if n != 0 {
-            self.exec(
-                "INSERT INTO totals(domain, name, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(domain, name) DO UPDATE SET value = value + excluded.value",
-                (domain, name, n),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Adds to a function's durable work counter (`events_applied`, `rejected_invalid_json`...).
-    pub async fn add_counter(&mut self, function: &str, name: &str, n: i64) -> Result<()> {
-        if n != 0 {
-            self.exec(
-                "INSERT INTO counters(function, name, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT(function, name) DO UPDATE SET value = value + excluded.value",
-                (function, name, n),
-            )
-            .await?;
-        }
-        Ok(())
+        self.add_totals(&[(domain, name, n)]).await
     }
 
     /// Remembers a channel (configured name and subject token) the first time it is seen.
