@@ -265,14 +265,16 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
     if !spec.shared_answer() {
         return (spec.run)(ctx, p).await;
     }
-    // The same answer for every asker until the data changes (see `Answers`); askers who
-    // come while it is being worked out wait for that one answer.
+    // The same answer for every asker until the data changes (see `Answers`).
     let started = Instant::now();
     let version = ctx.store().await.counter_sum("batches").await?;
     let versioned = started.elapsed();
-    let key = format!("{command} {}", Value::Object(p.0.clone()));
-    let slot = ctx.answers.slot(key, version);
     let computed_us = AtomicU64::new(0);
+    let (slot, _working) = match ctx.answers.slot(shared_key(command, p, ctx.domain(p).ok()), version) {
+        Slot::Ready(answer) | Slot::Previous(answer) => return Ok(answer),
+        Slot::Compute(slot, working) => (slot, Some(working)),
+        Slot::Wait(slot) => (slot, None),
+    };
     let answer = slot
         .get_or_try_init(|| async {
             let t = Instant::now();
@@ -280,7 +282,8 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
             computed_us.store(t.elapsed().as_micros() as u64, Relaxed);
             r
         })
-        .await?;
+        .await?
+        .clone();
     if started.elapsed() > SLOW_ANSWER {
         tracing::debug!(
             command,
@@ -290,34 +293,92 @@ pub async fn execute(ctx: &Ctx, command: &str, p: &Params) -> Result<Value, ApiE
             "slow shared answer"
         );
     }
-    Ok(answer.clone())
+    Ok(answer)
+}
+
+/// What a shared answer is filed under: the command and what it reads from the parameters,
+/// the same on every surface. The surfaces dress one question differently (the command
+/// subject adds `command` and perhaps `service`, the seed subject names the domain, the
+/// micro endpoint leaves it to the default): without this each would work out its own copy.
+/// `domain` is the one the request is about (named, or the default).
+fn shared_key(command: &str, p: &Params, domain: Option<String>) -> String {
+    let mut params = p.0.clone();
+    params.remove("command");
+    params.remove("service");
+    if let Some(domain) = domain {
+        params.insert("domain".into(), Value::String(domain));
+    }
+    format!("{command} {}", Value::Object(params))
 }
 
 /// Recent answers of the commands whose answer is the same for every asker (leaderboards,
 /// channel pages, `channel.all_stats`): many clients ask them at once, and a dashboard asks
 /// the same thing again and again. An answer is reused only while no ingest batch has
 /// committed since (the `batches` counters: the data's version) and for at most
-/// [`ANSWER_TTL`], so it is never staler than that.
+/// [`ANSWER_TTL`].
 ///
-/// Right after a commit every asker misses at once: the first one works the answer out and
-/// the others wait for it (one [`OnceCell`] per key and version), instead of each
-/// computing the same leaderboard side by side.
+/// After a commit, the first asker works the new answer out. Nobody else waits for it: an
+/// asker who comes meanwhile gets the previous answer at once (the data as it was a moment
+/// ago, at most [`PREVIOUS_MAX`] old), and only when there is none does it wait for that
+/// one computation instead of starting its own. So one asker in a few hundred pays for a
+/// commit, not every asker who arrives during the few milliseconds a channel's dashboard
+/// takes; and one asking alone (a test, a person) always gets the data as it is now.
 #[derive(Default)]
 pub struct Answers {
     entries: std::sync::Mutex<HashMap<String, Shared>>,
 }
 
-/// One shared answer: the data version it belongs to, when it was first asked, and the
-/// answer once worked out.
+/// One shared answer: the data version it belongs to, when it was first asked, the answer
+/// once worked out, and the last answer worked out before it (with when).
 struct Shared {
     version: i64,
     at: Instant,
     answer: Arc<OnceCell<Value>>,
+    /// True while an asker works `answer` out.
+    working: Arc<std::sync::atomic::AtomicBool>,
+    previous: Option<(Instant, Value)>,
 }
 
 impl Shared {
     fn fresh(&self, version: i64) -> bool {
         self.version == version && self.at.elapsed() < ANSWER_TTL
+    }
+
+    /// The newest answer worked out, and when: this one's, else the previous one.
+    fn latest(&self) -> Option<(Instant, Value)> {
+        match self.answer.get() {
+            Some(answer) => Some((self.at, answer.clone())),
+            None => self.previous.clone(),
+        }
+    }
+}
+
+/// Where an asker gets a shared answer from (see [`Answers::slot`]).
+pub enum Slot {
+    /// Worked out already for this version.
+    Ready(Value),
+    /// Being worked out for this version by another asker: the previous answer meanwhile.
+    Previous(Value),
+    /// This asker works the answer out (and fills the slot for the others) while it holds
+    /// the [`Working`] mark.
+    Compute(Arc<OnceCell<Value>>, Working),
+    /// Being worked out, and nothing earlier to give: wait for it.
+    Wait(Arc<OnceCell<Value>>),
+}
+
+/// Marks a shared answer as being worked out until dropped (done, failed or given up).
+pub struct Working(Arc<std::sync::atomic::AtomicBool>);
+
+impl Working {
+    fn mark(flag: &Arc<std::sync::atomic::AtomicBool>) -> Working {
+        flag.store(true, Relaxed);
+        Working(flag.clone())
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
     }
 }
 
@@ -342,12 +403,16 @@ const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_millis(40);
 
 /// The longest an answer is reused, even when no batch committed (snapshots, imports).
 pub const ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The oldest a previous answer may be to stand in while the next one is worked out; under
+/// a steady stream a batch commits every second or less, so the previous answer is the one
+/// of the batch before.
+pub const PREVIOUS_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// The most answers kept; past it the oldest are dropped.
 const ANSWERS_MAX: usize = 512;
 
 impl Answers {
-    /// The answer to `key` at data `version`, if worked out and fresh (requests go
-    /// through [`Answers::slot`]; this and `put` state the freshness rule in tests).
+    /// The answer to `key` at data `version`, if worked out and fresh (this and `put` state
+    /// the freshness rule in tests).
     #[cfg(test)]
     pub fn get(&self, key: &str, version: i64) -> Option<Value> {
         let entries = self.entries.lock().ok()?;
@@ -357,25 +422,46 @@ impl Answers {
 
     #[cfg(test)]
     pub fn put(&self, key: String, version: i64, answer: Value) {
-        let _ = self.slot(key, version).set(answer);
+        if let Slot::Compute(cell, _) = self.slot(key, version) {
+            let _ = cell.set(answer);
+        }
     }
 
-    /// Where the answer to `key` at data `version` is (or will be): the fresh one if any,
-    /// else a new empty one that the asker fills. Past [`ANSWERS_MAX`] keys, stale ones are
-    /// dropped; if still full, the asker gets a slot of its own.
-    pub fn slot(&self, key: String, version: i64) -> Arc<OnceCell<Value>> {
-        let Ok(mut entries) = self.entries.lock() else { return Arc::default() };
-        if let Some(shared) = entries.get(&key).filter(|s| s.fresh(version)) {
-            return shared.answer.clone();
-        }
+    /// Where the answer to `key` at data `version` comes from: ready; being worked out by
+    /// another asker (then the previous answer, if recent enough, else wait for it); or
+    /// this asker works it out in a new slot. Past [`ANSWERS_MAX`] keys, stale ones are
+    /// dropped; if still full, the asker works it out in a slot of its own.
+    pub fn slot(&self, key: String, version: i64) -> Slot {
+        let Ok(mut entries) = self.entries.lock() else {
+            return Slot::Compute(Arc::default(), Working::mark(&Arc::default()));
+        };
+        let previous = match entries.get(&key) {
+            Some(shared) if shared.fresh(version) => {
+                if let Some(answer) = shared.answer.get() {
+                    return Slot::Ready(answer.clone());
+                }
+                if !shared.working.load(Relaxed) {
+                    // Nobody at it (the one who was failed): this asker works it out.
+                    return Slot::Compute(shared.answer.clone(), Working::mark(&shared.working));
+                }
+                return match &shared.previous {
+                    Some((at, answer)) if at.elapsed() < PREVIOUS_MAX => Slot::Previous(answer.clone()),
+                    _ => Slot::Wait(shared.answer.clone()),
+                };
+            }
+            Some(shared) => shared.latest(),
+            None => None,
+        };
         if entries.len() >= ANSWERS_MAX {
             entries.retain(|_, s| s.fresh(version));
         }
-        let answer: Arc<OnceCell<Value>> = Arc::default();
+        let (answer, working): (Arc<OnceCell<Value>>, Arc<std::sync::atomic::AtomicBool>) = Default::default();
+        let mark = Working::mark(&working);
         if entries.len() < ANSWERS_MAX || entries.contains_key(&key) {
-            entries.insert(key, Shared { version, at: Instant::now(), answer: answer.clone() });
+            let at = Instant::now();
+            entries.insert(key, Shared { version, at, answer: answer.clone(), working, previous });
         }
-        answer
+        Slot::Compute(answer, mark)
     }
 }
 
@@ -428,7 +514,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn askers_arriving_together_wait_for_one_answer() {
+    async fn askers_arriving_together_with_nothing_earlier_wait_for_one_answer() {
         let answers = Answers::default();
         let computed = AtomicU64::new(0);
         let work = || async {
@@ -436,11 +522,49 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             Ok::<_, ApiError>(json!({"leaderboard": [1]}))
         };
-        let (a, b) = (answers.slot("k".into(), 1), answers.slot("k".into(), 1));
+        let (Slot::Compute(a, _working), Slot::Wait(b)) = (answers.slot("k".into(), 1), answers.slot("k".into(), 1))
+        else {
+            panic!("the first asker works it out, the second waits");
+        };
         let (x, y) = tokio::join!(a.get_or_try_init(work), b.get_or_try_init(work));
         assert_eq!((x.unwrap(), y.unwrap()), (&json!({"leaderboard": [1]}), &json!({"leaderboard": [1]})));
         assert_eq!(computed.load(Relaxed), 1, "worked out once");
-        assert!(answers.slot("k".into(), 2).get().is_none(), "a new version starts empty");
+    }
+
+    #[test]
+    fn after_a_commit_the_first_asker_works_it_out_and_the_others_get_the_previous_meanwhile() {
+        let answers = Answers::default();
+        answers.put("k".into(), 1, json!("v1"));
+        let Slot::Compute(cell, working) = answers.slot("k".into(), 2) else {
+            panic!("a lone asker after a commit gets the data as it is now");
+        };
+        assert!(matches!(answers.slot("k".into(), 2), Slot::Previous(v) if v == json!("v1")), "meanwhile");
+        cell.set(json!("v2")).unwrap();
+        drop(working);
+        assert!(matches!(answers.slot("k".into(), 2), Slot::Ready(v) if v == json!("v2")));
+
+        // One that fails leaves the next asker to try again, with v2 to give meanwhile.
+        let Slot::Compute(_, working) = answers.slot("k".into(), 3) else { panic!("v3 is new") };
+        drop(working);
+        let Slot::Compute(_, _working) = answers.slot("k".into(), 3) else { panic!("tried again") };
+        assert!(matches!(answers.slot("k".into(), 3), Slot::Previous(v) if v == json!("v2")));
+    }
+
+    #[test]
+    fn every_surface_shares_one_answer() {
+        let params = |v: Value| Params(v.as_object().unwrap().clone());
+        let domain = Some("cytu.be".to_string());
+        let micro = shared_key("channel.all_stats", &params(json!({"channel": "x"})), domain.clone());
+        let seed =
+            shared_key("channel.all_stats", &params(json!({"channel": "x", "domain": "cytu.be"})), domain.clone());
+        let command = shared_key(
+            "channel.all_stats",
+            &params(json!({"command": "channel.all_stats", "service": "userstats", "channel": "x"})),
+            domain.clone(),
+        );
+        assert_eq!((&micro, &seed), (&command, &command));
+        let other = shared_key("channel.all_stats", &params(json!({"channel": "y"})), domain);
+        assert_ne!(micro, other);
     }
 
     #[test]
