@@ -35,6 +35,10 @@
 //! usage: bench [--quick] [--events N] [--users N] [--messages N] [--load-seconds N]
 //!              [--compare-python [--python-events N]]
 //! (scripts/bench builds the release binaries first)
+//!
+//! `KRYTEN_BENCH_SAMPLES=FILE` writes every query under load to FILE, one per line:
+//! probe (surface × command), milliseconds, answered, seconds since the load began — to see
+//! whether slow answers come together (at a commit, say) or spread out.
 
 mod bigrig;
 mod ingest;

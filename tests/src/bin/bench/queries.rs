@@ -55,6 +55,10 @@ pub(crate) fn answered(
 /// p50 and p99 of every (surface, command) pair, against the targets (≤ 1 ms and ≤ 5 ms
 /// on every surface).
 pub(crate) fn latency_figures(s: &mut Summary, samples: &[Sample]) {
+    if let Ok(path) = std::env::var("KRYTEN_BENCH_SAMPLES") {
+        let lines: Vec<String> = samples.iter().map(|x| format!("{} {:.3} {} {:.4}", x.0, x.1, x.2, x.3)).collect();
+        let _ = std::fs::write(path, lines.join("\n"));
+    }
     for (probe, (surface, command)) in SURFACES.iter().flat_map(|s| COMMANDS.iter().map(move |c| (*s, *c))).enumerate()
     {
         let mine: Vec<_> = samples.iter().filter(|x| x.3 >= 1.0 && x.0 == probe).collect();
