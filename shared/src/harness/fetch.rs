@@ -34,17 +34,30 @@ impl Puller {
     }
 
     /// Up to `max` messages: what is available now, else the first to arrive within `wait`
-    /// plus whatever came with it.
-    pub(super) async fn next_batch(&mut self, max: usize, wait: Duration) -> Vec<jetstream::Message> {
+    /// plus whatever came with it. With `pace`, what is available is pulled `pace` messages
+    /// at a time with a short pause between pulls (see [`Pace`]).
+    pub(super) async fn next_batch(&mut self, max: usize, wait: Duration, pace: Pace) -> Vec<jetstream::Message> {
         let mut out = Vec::new();
-        self.fetch_into(max, None, &mut out).await;
+        self.available(max, pace, &mut out).await;
         if out.is_empty() {
             self.fetch_into(1, Some(wait), &mut out).await;
             if !out.is_empty() && max > 1 {
-                self.fetch_into(max - 1, None, &mut out).await;
+                self.available(max, pace, &mut out).await;
             }
         }
         out
+    }
+
+    /// What is available now, until `out` holds `max`: in one pull, or paced.
+    async fn available(&mut self, max: usize, pace: Pace, out: &mut Vec<jetstream::Message>) {
+        loop {
+            let (before, ask) = (out.len(), pace.group(max - out.len()));
+            self.fetch_into(ask, None, out).await;
+            if out.len() - before < ask || out.len() >= max {
+                return;
+            }
+            pace.pause().await;
+        }
     }
 
     async fn fetch_into(&mut self, max: usize, wait: Option<Duration>, out: &mut Vec<jetstream::Message>) {
@@ -100,6 +113,46 @@ async fn fetch_into(
     }
 }
 
+/// How an ingest function spreads a batch's traffic with the NATS server (`ingest.pace_chunk`):
+/// at full speed, or in groups of `n` messages with a pause between groups. A pull of
+/// thousands of messages, or thousands of acks sent at once, keeps the server busy for tens
+/// of milliseconds; on a machine shared with the query functions every query waits behind
+/// it (the bench found the slow answers under load clustered exactly there). Paced, the
+/// server serves the queries between groups. Ingest paces only while it keeps up, when a
+/// few milliseconds more per batch cost nothing; a backlog goes at full speed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Pace {
+    Full,
+    Groups(usize),
+}
+
+impl Pace {
+    /// `Groups(chunk)` while at most `chunk` events wait behind the last batch (`lag`),
+    /// else `Full`; `chunk` 0 turns pacing off.
+    pub(super) fn for_lag(chunk: usize, lag: u64) -> Pace {
+        if chunk > 0 && lag <= chunk as u64 {
+            Pace::Groups(chunk)
+        } else {
+            Pace::Full
+        }
+    }
+
+    /// How many of `left` messages to handle before the next pause.
+    pub(super) fn group(self, left: usize) -> usize {
+        match self {
+            Pace::Full => left,
+            Pace::Groups(n) => n.min(left),
+        }
+    }
+
+    /// The pause between groups: long enough for the server to turn to others.
+    pub(super) async fn pause(self) {
+        if self != Pace::Full {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 impl Puller {
     /// Makes sure no earlier event is out while a batch is applied. A pull request this
     /// replica gave up on (its client-side deadline passed on a loaded machine, or the pull
@@ -150,5 +203,20 @@ impl Puller {
         held.sort_by_key(seq);
         held.dedup_by_key(|m| seq(m));
         held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+
+    #[test]
+    fn paced_only_while_keeping_up() {
+        assert_eq!(Pace::for_lag(500, 0), Pace::Groups(500));
+        assert_eq!(Pace::for_lag(500, 500), Pace::Groups(500));
+        assert_eq!(Pace::for_lag(500, 501), Pace::Full, "a backlog goes at full speed");
+        assert_eq!(Pace::for_lag(0, 0), Pace::Full, "0 turns it off");
+        assert_eq!((Pace::Groups(500).group(1200), Pace::Groups(500).group(200)), (500, 200));
+        assert_eq!(Pace::Full.group(1200), 1200);
     }
 }

@@ -20,7 +20,7 @@
 //! subscription per subject, same batching and idempotency, no durability.
 
 use super::batch::{Backoff, Outcome};
-use super::fetch::Puller;
+use super::fetch::{Pace, Puller};
 
 mod nice;
 use super::lease::{Lease, Takeover, LEASE_TTL_MS};
@@ -161,6 +161,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     let mut shutdown = ctx.shutdown.clone();
     let mut lease = Lease::new(&ctx.function.service_name());
     let mut turn = Takeover::new(Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 1));
+    let mut pace = Pace::Full;
     while !ctx.shutdown.is_set() {
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
@@ -177,7 +178,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         }
         let fetching = Instant::now();
         let messages = tokio::select! {
-            m = puller.next_batch(batch_max, Duration::from_millis(500)) => m,
+            m = puller.next_batch(batch_max, Duration::from_millis(500), pace) => m,
             _ = shutdown.wait() => break,
         };
         if messages.is_empty() {
@@ -187,7 +188,10 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         let messages = puller.gather_earlier(ctx, messages, batch_max).await;
         PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
         match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
-            Ok(()) => ack(ctx, &messages).await,
+            Ok(()) => {
+                let lag = ack(ctx, &messages, pace).await;
+                pace = Pace::for_lag(ctx.config.ingest.pace_chunk, lag);
+            }
             Err(e) if e.is::<LostLease>() => {
                 // Another replica consumes now: hand the batch back at once, in order.
                 tracing::info!("the lease passed to another replica; handing the batch back");
@@ -270,17 +274,28 @@ async fn apply<H: Handler>(
     apply_with_retry(ctx, handler, &incoming, keep_alive, fence).await
 }
 
-/// Acks a committed batch and records how many events wait behind it.
-async fn ack(ctx: &Context, messages: &[jetstream::Message]) {
+/// Acks a committed batch (paced: a group at a time, each sent before the pause) and
+/// records how many events wait behind it, which it returns.
+async fn ack(ctx: &Context, messages: &[jetstream::Message], pace: Pace) -> u64 {
     let acking = Instant::now();
-    for m in messages {
-        if let Err(e) = m.ack().await {
-            tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
+    let mut left = messages;
+    while !left.is_empty() {
+        let (group, rest) = left.split_at(pace.group(left.len()));
+        for m in group {
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
+            }
+        }
+        left = rest;
+        if !left.is_empty() {
+            let _ = ctx.client.flush().await;
+            pace.pause().await;
         }
     }
     PhaseTimes::add(&ctx.stats.time.ack, acking.elapsed());
     let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
     ctx.stats.lag.store(lag, Relaxed);
+    lag
 }
 
 /// Gives a batch back at once (nak), so that the replica holding the lease gets it next.
