@@ -78,16 +78,15 @@ enum Db {
 /// How an ingest scenario's events reach the function.
 #[derive(Clone, Copy, PartialEq)]
 enum Feed {
-    /// Published while the function runs, the way the bridge publishes (core NATS, into the
-    /// stream the function created) and the Python reference is fed: publish → applied, end
-    /// to end (the publisher shares the two cores).
+    /// Published while the function runs: publish → applied, end to end (the publisher
+    /// shares the two cores).
     Live,
     /// Published into the stream before the function starts: consumption alone.
     Prefilled,
 }
 
-/// Runs `replicas` copies of `function` over `n` events of `mix` until every event is
-/// applied and committed.
+/// Runs `replicas` copies of `function` over `n` events of `mix` (JetStream, acked) until
+/// every event is applied and committed.
 async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize, on: Db, feed: Feed) -> Result<Run> {
     let nats = NatsServer::start();
     let dir = TempDir::new("bench");
@@ -108,7 +107,7 @@ async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize, on: Db, f
                 bail!("{e:#}\n{}", procs[0].log_text());
             }
             let t = Instant::now();
-            publish_all(&client, &messages).await?;
+            publish(&js, messages).await?;
             (procs, t, t.elapsed().as_secs_f64())
         }
         Feed::Prefilled => {
@@ -161,8 +160,7 @@ fn stream_of(mix: Mix, n: u64) -> Vec<(String, String)> {
     messages
 }
 
-/// Publishes through JetStream (each event stored before the function starts), 512 acks in
-/// flight at most.
+/// Publishes through JetStream, 512 acks in flight at most.
 async fn publish(js: &async_nats::jetstream::Context, messages: Vec<(String, String)>) -> Result<()> {
     let mut pending = Vec::with_capacity(512);
     for (s, d) in messages {
