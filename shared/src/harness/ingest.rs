@@ -161,7 +161,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     let mut shutdown = ctx.shutdown.clone();
     let mut lease = Lease::new(&ctx.function.service_name());
     let mut turn = Takeover::new(Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 1));
-    let mut pace = Pace::Full;
+    let (mut pace, mut cycle) = (Pace::Full, Instant::now());
     while !ctx.shutdown.is_set() {
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
@@ -189,8 +189,9 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
         match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
             Ok(()) => {
-                let lag = ack(ctx, &messages, pace).await;
-                pace = Pace::for_lag(ctx.config.ingest.pace_chunk, lag);
+                pace = Pace::for_batch(ctx.config.ingest.pace_chunk, messages.len(), cycle.elapsed());
+                cycle = Instant::now();
+                ack(ctx, &messages, pace).await;
             }
             Err(e) if e.is::<LostLease>() => {
                 // Another replica consumes now: hand the batch back at once, in order.
@@ -275,8 +276,8 @@ async fn apply<H: Handler>(
 }
 
 /// Acks a committed batch (paced: a group at a time, each sent before the pause) and
-/// records how many events wait behind it, which it returns.
-async fn ack(ctx: &Context, messages: &[jetstream::Message], pace: Pace) -> u64 {
+/// records how many events wait behind it.
+async fn ack(ctx: &Context, messages: &[jetstream::Message], pace: Pace) {
     let acking = Instant::now();
     let mut left = messages;
     while !left.is_empty() {
@@ -295,7 +296,6 @@ async fn ack(ctx: &Context, messages: &[jetstream::Message], pace: Pace) -> u64 
     PhaseTimes::add(&ctx.stats.time.ack, acking.elapsed());
     let lag = messages.last().and_then(|m| m.info().ok().map(|i| i.pending)).unwrap_or(0);
     ctx.stats.lag.store(lag, Relaxed);
-    lag
 }
 
 /// Gives a batch back at once (nak), so that the replica holding the lease gets it next.
