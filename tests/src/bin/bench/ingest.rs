@@ -88,6 +88,7 @@ enum Feed {
 /// Runs `replicas` copies of `function` over `n` events of `mix` (JetStream, acked) until
 /// every event is applied and committed.
 async fn ingest_run(function: &str, mix: Mix, n: u64, replicas: usize, on: Db, feed: Feed) -> Result<Run> {
+    settle_disk();
     let nats = NatsServer::start();
     let dir = TempDir::new("bench");
     let sqld = (on == Db::Server).then(SqldServer::start);

@@ -76,6 +76,7 @@ impl Outcome {
 /// missed figure; the rest of the benchmark goes on.
 pub async fn compare(s: &mut Summary, plan: &Plan, rust: &super::ingest::ChatRates) {
     let rust_rate = rust.end_to_end;
+    super::settle_disk();
     let started = Instant::now();
     match run(plan).await {
         Ok(o) => {
