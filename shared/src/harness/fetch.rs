@@ -128,7 +128,7 @@ pub(super) enum Pace {
 }
 
 /// The most of ingest's time the pauses may take.
-pub(super) const PACE_BUDGET: f64 = 0.05;
+const PACE_BUDGET: f64 = 0.05;
 const PACE_PAUSE: Duration = Duration::from_millis(1);
 
 impl Pace {
@@ -155,11 +155,10 @@ impl Pace {
         }
     }
 
-    /// The pause between groups: long enough for the server to turn to others.
+    /// The pause between groups (only a paced batch has more than one): long enough for
+    /// the server to turn to others.
     pub(super) async fn pause(self) {
-        if self != Pace::Full {
-            tokio::time::sleep(PACE_PAUSE).await;
-        }
+        tokio::time::sleep(PACE_PAUSE).await;
     }
 }
 

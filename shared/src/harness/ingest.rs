@@ -279,18 +279,15 @@ async fn apply<H: Handler>(
 /// records how many events wait behind it.
 async fn ack(ctx: &Context, messages: &[jetstream::Message], pace: Pace) {
     let acking = Instant::now();
-    let mut left = messages;
-    while !left.is_empty() {
-        let (group, rest) = left.split_at(pace.group(left.len()));
+    for (i, group) in messages.chunks(pace.group(messages.len()).max(1)).enumerate() {
+        if i > 0 {
+            let _ = ctx.client.flush().await;
+            pace.pause().await;
+        }
         for m in group {
             if let Err(e) = m.ack().await {
                 tracing::warn!(error = %e, "ack failed; the event will be redelivered and skipped as a duplicate");
             }
-        }
-        left = rest;
-        if !left.is_empty() {
-            let _ = ctx.client.flush().await;
-            pace.pause().await;
         }
     }
     PhaseTimes::add(&ctx.stats.time.ack, acking.elapsed());

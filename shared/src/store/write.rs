@@ -312,6 +312,7 @@ impl Tx {
         .await
     }
 
+    /// Adds phrase-kudos deltas `((domain, channel, user, phrase), n)`, channel and rollup.
     pub async fn add_phrase_kudos(&mut self, kudos: &[NamedCount<'_>]) -> Result<()> {
         self.insert_many(
             "phrase_counts(domain, channel, name_key, phrase, count)",
