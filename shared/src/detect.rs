@@ -93,6 +93,11 @@ fn is_laughter(token: &str) -> bool {
 /// Does `token` lowercase to exactly `lower` (which is already lowercase)?
 /// Compares char by char without allocating.
 fn eq_lowercase(token: &str, lower: &str) -> bool {
+    if token.is_ascii() {
+        // ASCII lowercases byte for byte (and a lowercase phrase holds no ASCII capital):
+        // most tokens differ in length and are rejected without a look at their bytes.
+        return token.len() == lower.len() && token.eq_ignore_ascii_case(lower);
+    }
     token.chars().flat_map(char::to_lowercase).eq(lower.chars())
 }
 
@@ -358,6 +363,18 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(plusplus_targets(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn lowercase_comparison_agrees_with_to_lowercase() {
+        let phrases = ["lol", "😂", "k", "straße", "ǆ", "i̇"];
+        let tokens =
+            ["lol", "LOL", "LoL", "lo", "loll", "😂", "K", "\u{212A}", "STRASSE", "Straße", "ǅ", "Ǆ", "İ", "I", ""];
+        for p in phrases {
+            for t in tokens {
+                assert_eq!(eq_lowercase(t, p), t.to_lowercase() == p, "{t:?} vs {p:?}");
+            }
         }
     }
 

@@ -173,7 +173,10 @@ impl Rig {
     }
 
     /// Waits until each ingest function has seen every event of `events` it owns (applied,
-    /// or skipped as a duplicate).
+    /// or skipped as a duplicate) and, in JetStream mode, its consumer has nothing left out
+    /// (every event delivered and acked, i.e. committed). Seen alone can be reached early:
+    /// the duplicates of a batch redelivered after a kill stand in, in the count, for events
+    /// still on their way back (a replica may die with two batches in hand).
     pub async fn drained(&self, events: &[(String, String)]) {
         let mut per_function: std::collections::BTreeMap<&str, i64> = Default::default();
         for (s, _) in events.iter().filter(|(s, _)| owner(s) != "none") {
@@ -181,6 +184,25 @@ impl Rig {
         }
         for (f, n) in per_function {
             self.wait_seen(f, n).await;
+            self.wait_consumer_idle(f).await;
+        }
+    }
+
+    /// Waits until `function`'s durable consumer has no event pending or unacked; returns
+    /// at once when there is no events stream or no consumer (core mode).
+    async fn wait_consumer_idle(&self, function: &str) {
+        let js = async_nats::jetstream::new(self.nats.client().await);
+        let Ok(name) = js.stream_by_subject("kryten.events.cytube.any.chatmsg").await else { return };
+        let Ok(stream) = js.get_stream(&name).await else { return };
+        let durable = format!("userstats-{function}");
+        if stream.consumer_info(&durable).await.is_err() {
+            return;
+        }
+        let idle = || async {
+            stream.consumer_info(&durable).await.is_ok_and(|i| i.num_pending == 0 && i.num_ack_pending == 0)
+        };
+        if let Err(e) = eventually(Duration::from_secs(60), &format!("{durable} has nothing out"), idle).await {
+            panic!("{e:#}: {:?}", stream.consumer_info(&durable).await.map(|i| (i.num_pending, i.num_ack_pending)));
         }
     }
 }

@@ -7,9 +7,12 @@
 //! a replica consumes only while it holds the function's lease in the database (renewed
 //! every few seconds; a standby takes over within [`LEASE_TTL_MS`] when the holder dies;
 //! see [`super::lease`]).
-//! The consumer allows only one batch in flight (`max_ack_pending = batch_max`), so batches
-//! are applied in stream order — presence sessions and "latest vote wins" depend on that —
-//! and a batch handed to a replica that died is handed out again (first) after `ack_wait`.
+//! The consumer allows two batches out (`max_ack_pending = 2 × batch_max`): the one being
+//! applied and, in a backlog, the next, pulled meanwhile. Only the lease holder pulls and it
+//! applies in the order it pulled, so batches are applied in stream order — presence
+//! sessions and "latest vote wins" depend on that — and batches handed to a replica that
+//! died are handed out again (first) after `ack_wait`; a batch that is not applied goes
+//! back (nak) together with the one pulled behind it, in that order.
 //!
 //! For each batch: parse → one `BEGIN IMMEDIATE` transaction that records the event ids
 //! (events seen before are skipped: idempotency), lets the [`Handler`] apply the new ones,
@@ -162,9 +165,16 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     let mut lease = Lease::new(&ctx.function.service_name());
     let mut turn = Takeover::new(Duration::from_secs(ctx.config.ingest.ack_wait_seconds.max(1) + 1));
     let (mut pace, mut cycle) = (Pace::Full, Instant::now());
+    // The next batch, pulled while the one before it was applied (in a backlog): the server
+    // delivers it, and the function receives it, while the database works, instead of the
+    // two taking turns (the bench measured 43% of ingest's time in fetching).
+    let mut prefetched: Option<Vec<jetstream::Message>> = None;
     while !ctx.shutdown.is_set() {
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
+            if let Some(early) = prefetched.take() {
+                hand_back(&early).await;
+            }
             turn.lost();
             puller.suspect();
             tokio::select! {
@@ -172,45 +182,77 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
                 _ = shutdown.wait() => break,
             }
         }
-        if !settle(&mut turn, puller.consumer()).await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let fetching = Instant::now();
-        let messages = tokio::select! {
-            m = puller.next_batch(batch_max, Duration::from_millis(500), pace) => m,
-            _ = shutdown.wait() => break,
+        let messages = match prefetched.take() {
+            Some(messages) => messages,
+            None => {
+                if !settle(&mut turn, puller.consumer()).await {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let fetching = Instant::now();
+                let messages = tokio::select! {
+                    m = puller.next_batch(batch_max, Duration::from_millis(500), pace) => m,
+                    _ = shutdown.wait() => break,
+                };
+                PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
+                if messages.is_empty() {
+                    ctx.stats.lag.store(0, Relaxed);
+                    continue;
+                }
+                messages
+            }
         };
-        if messages.is_empty() {
-            ctx.stats.lag.store(0, Relaxed);
-            continue;
-        }
+        let gathering = Instant::now();
         let messages = puller.gather_earlier(ctx, messages, batch_max).await;
-        PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
-        match apply(ctx, handler, &stream, &deps, &messages, &lease).await {
+        PhaseTimes::add(&ctx.stats.time.fetch, gathering.elapsed());
+        // A full batch means a backlog: pull the next one while this one is applied. Below
+        // capacity batches are not full and nothing is pulled ahead, so a steady stream
+        // keeps its batch sizes (and the queries their latency).
+        let backlog = messages.len() >= batch_max;
+        let ahead = async {
+            if backlog {
+                puller.prefetch(ctx, batch_max, pace).await
+            } else {
+                Vec::new()
+            }
+        };
+        let (applied, next) = tokio::join!(apply(ctx, handler, &stream, &deps, &messages, &lease), ahead);
+        let next = (!next.is_empty()).then_some(next);
+        match applied {
             Ok(()) => {
                 pace = Pace::for_batch(ctx.config.ingest.pace_chunk, messages.len(), cycle.elapsed());
                 cycle = Instant::now();
                 ack(ctx, &messages, pace).await;
+                prefetched = next;
             }
-            Err(e) if e.is::<LostLease>() => {
-                // Another replica consumes now: hand the batch back at once, in order.
-                tracing::info!("the lease passed to another replica; handing the batch back");
+            Err(e) => {
+                // Not applied: this batch, then the one pulled behind it, go back at once and
+                // in stream order, so that whoever applies them next sees them in order.
                 hand_back(&messages).await;
-                lease.held_until_ms = 0;
-                turn.lost();
+                if let Some(next) = next {
+                    hand_back(&next).await;
+                }
                 puller.suspect();
+                if e.is::<LostLease>() {
+                    tracing::info!("the lease passed to another replica; handing the batch back");
+                    lease.held_until_ms = 0;
+                    turn.lost();
+                }
             }
-            Err(_) => {} // not acked: handed out again
         }
+    }
+    if let Some(early) = prefetched.take() {
+        hand_back(&early).await;
     }
     lease.release(&ctx.store).await;
     let _ = service.stop().await;
     Ok(())
 }
 
-/// The function's durable pull consumer, shared by its replicas. One batch in flight at a
-/// time (`max_ack_pending = batch_max`) keeps batches in stream order.
+/// The function's durable pull consumer, shared by its replicas. At most two batches are
+/// out at a time (`max_ack_pending = 2 × batch_max`): the one being applied and the next,
+/// pulled meanwhile; the lease keeps every other replica from pulling, so batches stay in
+/// stream order.
 async fn durable_consumer(
     ctx: &Context,
     stream: &jetstream::stream::Stream,
@@ -225,7 +267,7 @@ async fn durable_consumer(
             filter_subjects: subjects.to_vec(),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(cfg.ack_wait_seconds.max(1)),
-            max_ack_pending: cfg.batch_max as i64,
+            max_ack_pending: 2 * cfg.batch_max as i64,
             max_deliver: -1,
             ..Default::default()
         })
