@@ -205,10 +205,10 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         let gathering = Instant::now();
         let messages = puller.gather_earlier(ctx, messages, batch_max).await;
         PhaseTimes::add(&ctx.stats.time.fetch, gathering.elapsed());
-        // A full batch means a backlog: pull the next one while this one is applied. Below
-        // capacity batches are not full and nothing is pulled ahead, so a steady stream
-        // keeps its batch sizes (and the queries their latency).
-        let backlog = messages.len() >= batch_max;
+        // A full batch pulled at full speed means a backlog or a flood: pull the next one
+        // while this one is applied. A steady stream (batches not full, or paced) is left as
+        // it was: its batch sizes, and the queries beside it their share of the server.
+        let backlog = messages.len() >= batch_max && pace == Pace::Full;
         let ahead = async {
             if backlog {
                 puller.prefetch(ctx, batch_max, pace).await
