@@ -55,8 +55,15 @@ impl Fleet {
                 let endpoint = e["name"].as_str().unwrap_or("?").to_string();
                 let key = (name.to_string(), endpoint);
                 let slot = fleet.endpoints.entry(key.clone()).or_default();
-                slot.0 += e["num_requests"].as_u64().unwrap_or(0);
-                slot.1 += e["num_errors"].as_u64().unwrap_or(0);
+                // The framework's counts cover the endpoint's own subject and error replies
+                // without a body; a query function adds, per command, what it answered on
+                // the seed and command subjects and its error answers (see QueryStats).
+                let data = &e["data"];
+                let endpoint = key.1.as_str();
+                slot.0 +=
+                    e["num_requests"].as_u64().unwrap_or(0) + data["routed_by_command"][endpoint].as_u64().unwrap_or(0);
+                slot.1 +=
+                    e["num_errors"].as_u64().unwrap_or(0) + data["errors_by_command"][endpoint].as_u64().unwrap_or(0);
                 averages.entry(key).or_default().push(e["average_processing_time"].as_f64().unwrap_or(0.0) / 1e9);
                 if let Some(lag) = e["data"]["lag"].as_u64() {
                     let l = fleet.lag.entry(name.to_string()).or_default();
@@ -280,6 +287,21 @@ pub async fn run(mut ctx: crate::harness::Context) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A query function's error answers and routed requests, which the micro framework
+    /// does not count, are added per command from its `$SRV.STATS` data.
+    #[test]
+    fn query_errors_and_routed_requests_count_per_command() {
+        let data = json!({"routed_by_command": {"user.stats": 4, "user.search": 9},
+            "errors_by_command": {"user.stats": 2}});
+        let endpoint = |name: &str| json!({"name": name, "num_requests": 10, "num_errors": 1, "average_processing_time": 0, "data": data});
+        let replies =
+            [json!({"name": "userstats-query-user", "endpoints": [endpoint("user.stats"), endpoint("status")]})];
+        let fleet = Fleet::from_stats(&replies);
+        let get = |e: &str| fleet.endpoints.get(&("query-user".to_string(), e.to_string())).map(|s| (s.0, s.1));
+        assert_eq!(get("user.stats"), Some((14, 3)));
+        assert_eq!(get("status"), Some((10, 1)), "nothing of another command's");
+    }
 
     /// bootstrap-kv's current drift reaches `/metrics` from its `$SRV.STATS` data.
     #[test]

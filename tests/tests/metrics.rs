@@ -81,6 +81,39 @@ async fn metrics_parse_match_the_database_and_follow_the_fleet() {
     let _ql = rig.start("query-leaderboard").await;
     eventually(Duration::from_secs(5), "healthy", || async { get(port, "/health").0 == 200 }).await.unwrap();
     check_queries_agree(port, &client).await;
+    check_query_errors_counted(port, &client).await;
+}
+
+/// A query answered with an error counts in `userstats_endpoint_errors` of its command on
+/// every surface (the micro framework counts neither an error answer that keeps its JSON
+/// body nor a request routed from the seed or command subject), and a routed request in
+/// `userstats_endpoint_requests`.
+async fn check_query_errors_counted(port: u16, client: &async_nats::Client) {
+    let label = "{endpoint=user.stats,function=query-user}";
+    let before = parse(&get(port, "/metrics").1);
+    let figure = |m: &BTreeMap<String, f64>, name: &str| m.get(&format!("{name}{label}")).copied().unwrap_or(0.0);
+    for (subject, body) in [
+        ("userstats.query.user.stats", r#"{}"#),
+        ("kryten.userstats.command", r#"{"command": "user.stats"}"#),
+        ("cytube.query.userstats.cytu.be.user.stats", r#"{}"#),
+    ] {
+        let reply = client.request(subject, body.into()).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(v["error"], "username required", "{subject}: {v}");
+    }
+    let mut after = BTreeMap::new();
+    eventually(Duration::from_secs(10), "three errors of user.stats in /metrics", || {
+        after = parse(&get(port, "/metrics").1);
+        let done = figure(&after, "userstats_endpoint_errors") == figure(&before, "userstats_endpoint_errors") + 3.0;
+        async move { done }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {after:?}"));
+    assert_eq!(
+        figure(&after, "userstats_endpoint_requests"),
+        figure(&before, "userstats_endpoint_requests") + 3.0,
+        "requests on all three surfaces"
+    );
 }
 
 /// The scrape `m` after the fixture stream: the database's totals, the fixture's numbers,

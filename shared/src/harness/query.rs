@@ -111,10 +111,9 @@ async fn answer_endpoint(q: Arc<Ctx>, command: &'static str, request: async_nats
             (api::failure(Some(command), &e.message), Some(e))
         }
     };
-    q.stats.commands_processed.fetch_add(1, Relaxed);
+    q.stats.answered(command, false, error.is_some());
     let mut headers = async_nats::HeaderMap::new();
     if let Some(e) = &error {
-        q.stats.errors.fetch_add(1, Relaxed);
         headers.insert(async_nats::service::NATS_SERVICE_ERROR, one_line(&e.message).as_str());
         headers.insert(async_nats::service::NATS_SERVICE_ERROR_CODE, e.code.to_string().as_str());
     }
@@ -161,9 +160,8 @@ async fn routed_answer(q: &Ctx, owner: Owner, m: &async_nats::Message, surface: 
         return None;
     }
     let (body, error) = query::answer_params(q, &command, &params).await;
-    q.stats.commands_processed.fetch_add(1, Relaxed);
-    if error.is_some() {
-        q.stats.errors.fetch_add(1, Relaxed);
+    if let Some(known) = api::lookup(&command) {
+        q.stats.answered(known.name, true, error.is_some());
     }
     Some(body.to_string().into_bytes())
 }

@@ -40,19 +40,40 @@ const DAY_MS: i64 = 86_400_000;
 /// In-process counters of one query replica (shown in `$SRV.STATS` data).
 #[derive(Default)]
 pub struct QueryStats {
-    /// Commands this replica's micro endpoints answered (success or not).
+    /// Commands this replica answered (success or not), on any surface.
     pub commands_processed: AtomicU64,
     pub errors: AtomicU64,
     /// Requests on the seed and command subjects this replica routed.
     pub routed: AtomicU64,
+    /// Per command: (answered on the seed and command subjects, answered with an error on
+    /// any surface). The micro framework counts an endpoint's own requests but not these:
+    /// an error answer is a normal reply carrying the error headers (it keeps its JSON body),
+    /// and routed requests never reach the endpoint. The metrics function adds them up.
+    by_command: std::sync::Mutex<std::collections::BTreeMap<&'static str, (u64, u64)>>,
 }
 
 impl QueryStats {
+    /// One answer to `command` (`routed`: on the seed or command subject).
+    pub fn answered(&self, command: &'static str, routed: bool, error: bool) {
+        self.commands_processed.fetch_add(1, Relaxed);
+        if error {
+            self.errors.fetch_add(1, Relaxed);
+        }
+        if let Ok(mut by) = self.by_command.lock() {
+            let counts = by.entry(command).or_default();
+            counts.0 += u64::from(routed);
+            counts.1 += u64::from(error);
+        }
+    }
+
     pub fn to_json(&self) -> Value {
+        let by = self.by_command.lock().map(|b| b.clone()).unwrap_or_default();
         serde_json::json!({
             "commands_processed": self.commands_processed.load(Relaxed),
             "errors": self.errors.load(Relaxed),
             "routed": self.routed.load(Relaxed),
+            "routed_by_command": by.iter().map(|(c, n)| (c.to_string(), Value::from(n.0))).collect::<serde_json::Map<_, _>>(),
+            "errors_by_command": by.iter().map(|(c, n)| (c.to_string(), Value::from(n.1))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }
