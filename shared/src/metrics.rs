@@ -52,24 +52,22 @@ impl Fleet {
             let Some(name) = r["name"].as_str().and_then(|n| n.strip_prefix("userstats-")) else { continue };
             *fleet.replicas.entry(name.to_string()).or_default() += 1;
             for e in r["endpoints"].as_array().into_iter().flatten() {
-                let endpoint = e["name"].as_str().unwrap_or("?").to_string();
-                let key = (name.to_string(), endpoint);
+                let (endpoint, data) = (e["name"].as_str().unwrap_or("?"), &e["data"]);
+                let key = (name.to_string(), endpoint.to_string());
                 let slot = fleet.endpoints.entry(key.clone()).or_default();
                 // The framework's counts cover the endpoint's own subject and error replies
                 // without a body; a query function adds, per command, what it answered on
                 // the seed and command subjects and its error answers (see QueryStats).
-                let data = &e["data"];
-                let endpoint = key.1.as_str();
                 slot.0 +=
                     e["num_requests"].as_u64().unwrap_or(0) + data["routed_by_command"][endpoint].as_u64().unwrap_or(0);
                 slot.1 +=
                     e["num_errors"].as_u64().unwrap_or(0) + data["errors_by_command"][endpoint].as_u64().unwrap_or(0);
                 averages.entry(key).or_default().push(e["average_processing_time"].as_f64().unwrap_or(0.0) / 1e9);
-                if let Some(lag) = e["data"]["lag"].as_u64() {
+                if let Some(lag) = data["lag"].as_u64() {
                     let l = fleet.lag.entry(name.to_string()).or_default();
                     *l = (*l).max(lag);
                 }
-                for (gauge, by_channel) in e["data"]["gauges"].as_object().into_iter().flatten() {
+                for (gauge, by_channel) in data["gauges"].as_object().into_iter().flatten() {
                     let Some(kind) = gauge.strip_prefix("drift_") else { continue };
                     for (channel, v) in by_channel.as_object().into_iter().flatten() {
                         let d = fleet.drift.entry((channel.clone(), kind.to_string())).or_default();

@@ -48,17 +48,26 @@ impl Puller {
         out
     }
 
-    /// The next batch, pulled while the current one is applied: what is available now (no
-    /// waiting for more), up to `max`; empty when nothing waits or the function stops.
-    pub(super) async fn prefetch(&mut self, ctx: &Context, max: usize, pace: Pace) -> Vec<jetstream::Message> {
-        let mut out = Vec::new();
-        if ctx.shutdown.is_set() {
-            return out;
+    /// The next batch, pulled while the current one (`current` events, pulled with `pace`)
+    /// is applied: what is available now, up to `max`, without waiting for more. Only in a
+    /// backlog or a flood, i.e. a full batch pulled at full speed; a steady stream (batches
+    /// not full, or paced) keeps its batch sizes, and the queries beside it their share of
+    /// the server. None when not pulling ahead, nothing waits, or the function stops.
+    pub(super) async fn pull_ahead(
+        &mut self,
+        ctx: &Context,
+        current: usize,
+        max: usize,
+        pace: Pace,
+    ) -> Option<Vec<jetstream::Message>> {
+        if current < max || pace != Pace::Full || ctx.shutdown.is_set() {
+            return None;
         }
         let fetching = Instant::now();
+        let mut out = Vec::new();
         self.available(max, pace, &mut out).await;
         super::service::PhaseTimes::add(&ctx.stats.time.fetch, fetching.elapsed());
-        out
+        (!out.is_empty()).then_some(out)
     }
 
     /// What is available now, until `out` holds `max`: in one pull, or paced.

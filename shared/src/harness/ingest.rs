@@ -172,9 +172,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
     while !ctx.shutdown.is_set() {
         housekeeping.run_if_due(ctx, handler).await;
         if !lease.hold(&ctx.store).await {
-            if let Some(early) = prefetched.take() {
-                hand_back(&early).await;
-            }
+            hand_back(&prefetched.take().unwrap_or_default()).await;
             turn.lost();
             puller.suspect();
             tokio::select! {
@@ -205,19 +203,10 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
         let gathering = Instant::now();
         let messages = puller.gather_earlier(ctx, messages, batch_max).await;
         PhaseTimes::add(&ctx.stats.time.fetch, gathering.elapsed());
-        // A full batch pulled at full speed means a backlog or a flood: pull the next one
-        // while this one is applied. A steady stream (batches not full, or paced) is left as
-        // it was: its batch sizes, and the queries beside it their share of the server.
-        let backlog = messages.len() >= batch_max && pace == Pace::Full;
-        let ahead = async {
-            if backlog {
-                puller.prefetch(ctx, batch_max, pace).await
-            } else {
-                Vec::new()
-            }
-        };
-        let (applied, next) = tokio::join!(apply(ctx, handler, &stream, &deps, &messages, &lease), ahead);
-        let next = (!next.is_empty()).then_some(next);
+        let (applied, next) = tokio::join!(
+            apply(ctx, handler, &stream, &deps, &messages, &lease),
+            puller.pull_ahead(ctx, messages.len(), batch_max, pace)
+        );
         match applied {
             Ok(()) => {
                 pace = Pace::for_batch(ctx.config.ingest.pace_chunk, messages.len(), cycle.elapsed());
@@ -229,9 +218,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
                 // Not applied: this batch, then the one pulled behind it, go back at once and
                 // in stream order, so that whoever applies them next sees them in order.
                 hand_back(&messages).await;
-                if let Some(next) = next {
-                    hand_back(&next).await;
-                }
+                hand_back(&next.unwrap_or_default()).await;
                 puller.suspect();
                 if e.is::<LostLease>() {
                     tracing::info!("the lease passed to another replica; handing the batch back");
@@ -241,9 +228,7 @@ async fn run_jetstream<H: Handler>(ctx: &mut Context, handler: &mut H, subjects:
             }
         }
     }
-    if let Some(early) = prefetched.take() {
-        hand_back(&early).await;
-    }
+    hand_back(&prefetched.take().unwrap_or_default()).await;
     lease.release(&ctx.store).await;
     let _ = service.stop().await;
     Ok(())
